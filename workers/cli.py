@@ -1,0 +1,43 @@
+"""The `decisionflow` command line: one group, sub-commands registered per area."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+__all__ = ["cli", "main"]
+
+# Each module exposes ``register(group)``; a module that is not there yet is skipped.
+_COMMAND_MODULES = (
+    "workers.commands.models_cmd",
+    "workers.commands.stream_cmd",
+    "workers.commands.report_cmd",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="WARNING", show_default=True, help="Python log level.")
+def cli(log_level: str) -> None:
+    """decisionflow: Kafka events in, model scores and policy decisions out."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(cli)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,1 @@
+"""Click sub-commands of the `decisionflow` CLI, one module per area."""

@@ -1,0 +1,146 @@
+"""Typed, frozen settings for each process type, read from ``DECISIONFLOW_*`` variables.
+
+Values come from (highest first): environment variables, the file named by
+``DECISIONFLOW_ENV_FILE``, then ``var/stack/stack.env`` written by ``infra/stack up``.
+Nested fields use ``__``: ``DECISIONFLOW_KAFKA__SASL_USERNAME=...``; the flat
+``DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS`` written by the stack is accepted too.
+Secrets are ``SecretStr``: they never appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "KafkaSettings",
+    "ProducerSettings",
+    "SinkSettings",
+    "WorkerSettings",
+    "default_env_files",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_env_files() -> tuple[Path, ...]:
+    """Env files read in order (later wins): the stack's addresses, then a user's file."""
+    run_dir = Path(os.environ.get("DECISIONFLOW_RUN_DIR", REPO_ROOT / "var" / "stack"))
+    files = [run_dir / "stack.env"]
+    if user := os.environ.get("DECISIONFLOW_ENV_FILE"):
+        files.append(Path(user))
+    return tuple(files)
+
+
+class KafkaSettings(BaseModel):
+    """Kafka client options shared by every process; security options pass through."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    client_id: str = "decisionflow"
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (secrets revealed only here)."""
+        opts: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+            opts["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                opts["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if value := getattr(self, name):
+                opts[name] = value
+        if self.ssl_password is not None:
+            opts["ssl_password"] = self.ssl_password.get_secret_value()
+        return opts
+
+
+class Topics(BaseModel):
+    """Topic names (a deployment may prefix or rename them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    events: str = "events"
+    decisions: str = "decisions"
+    shadow: str = "decisions.shadow"
+    dlq: str = "events.dlq"
+    outcomes: str = "outcomes"
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DECISIONFLOW_",
+        env_nested_delimiter="__",
+        env_file=default_env_files(),
+        extra="ignore",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: Topics = Field(default_factory=Topics)
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS"),
+        exclude=True,
+    )
+    registry_url: str = str(REPO_ROOT / "var" / "registry")
+    model_name: str = "credit"
+    log_level: str = "INFO"
+
+    def model_post_init(self, __context: Any) -> None:
+        # The stack writes a flat DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS; fold it in.
+        if self.kafka_bootstrap_servers:
+            kafka = self.kafka.model_copy(
+                update={"bootstrap_servers": self.kafka_bootstrap_servers}
+            )
+            object.__setattr__(self, "kafka", kafka)
+
+
+class WorkerSettings(_Base):
+    """A Celery decision worker: consumer, batcher, scoring, delivery."""
+
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    group_id: str = "decisionflow"
+    policy: str = "credit_v1"
+    max_batch_size: int = Field(default=500, ge=1, le=100_000)
+    max_wait_ms: int = Field(default=50, ge=0, le=60_000)
+    max_message_bytes: int = Field(default=64 * 1024, ge=256)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    score_timeout_s: float = Field(default=10.0, gt=0)
+    delivery: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    reload_poll_s: float = Field(default=5.0, gt=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve
+    transactional_id_prefix: str = "decisionflow"
+
+
+class ProducerSettings(_Base):
+    """`decisionflow produce`: streams dataset rows as events."""
+
+    rate: float = Field(default=0.0, ge=0)  # events/s; 0 = flat out
+    linger_ms: int = Field(default=5, ge=0)
+
+
+class SinkSettings(_Base):
+    """The decision/outcome sink that lands Kafka records in the store."""
+
+    database_url: SecretStr = SecretStr(f"sqlite:///{REPO_ROOT / 'var' / 'decisionflow.db'}")
+    group_id: str = "decisionflow-sink"
+    batch_size: int = Field(default=1000, ge=1)
