@@ -1,0 +1,251 @@
+"""Apply a :class:`~decisioning.policy.Policy` to a scored batch: pure, vectorised, deterministic.
+
+Order of precedence for every row:
+
+1. hard rules, in declared order: the first whose conditions all hold decides (even when the
+   model is unavailable);
+2. no usable score (``scores is None``, or a NaN / out-of-[0, 1] score for that row): the
+   fallback decision, reason ``MODEL_UNAVAILABLE`` (or ``SCORE_INVALID``);
+3. the score bands of the first matching segment, else the default bands.
+
+Reasons: the rule's reason code; the fallback's; or the ``top_reasons`` features with the
+largest positive contribution to risk that the policy's catalogue names (ties keep feature
+order), or ``SCORE_BAND`` when there are none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from decisioning.conditions import conditions_mask
+from decisioning.contracts import Reason
+from decisioning.policy import Band, Policy
+
+__all__ = [
+    "SCORE_BAND",
+    "SCORE_INVALID",
+    "DecisionParts",
+    "Source",
+    "band_index",
+    "band_threshold",
+    "decide_batch",
+    "top_contributions",
+]
+
+Source = Literal["rule", "model", "fallback"]
+
+#: Reason code when the model decided but no catalogued feature raised the risk.
+SCORE_BAND = "SCORE_BAND"
+#: Reason code when the model returned NaN or a score outside [0, 1] for a row.
+SCORE_INVALID = "SCORE_INVALID"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionParts:
+    """The policy's part of one decision (the rest of the record comes from the worker)."""
+
+    decision: str
+    score: float | None
+    """The score to record: None when no usable score existed for the row."""
+    threshold: float | None
+    """The band edge the score was compared with; None when a rule or the fallback decided."""
+    reasons: tuple[Reason, ...]
+    rule: str | None
+    segment: str | None
+    """The segment the entity falls in (None: default bands)."""
+    source: Source
+
+
+def band_index(bands: Sequence[Band], scores: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Index of the band each score falls in (``[from, to)``, last band ``[from, 1]``).
+
+    Scores must be finite and in [0, 1]; the result for other values is clipped to a band.
+    """
+    lowers = np.array([band.lower for band in bands], dtype=np.float64)
+    index = np.searchsorted(lowers, scores, side="right") - 1
+    return np.clip(index, 0, len(bands) - 1).astype(np.intp)
+
+
+def band_threshold(band: Band) -> float | None:
+    """The cut-off a score in ``band`` was compared with.
+
+    The band's lower edge when it is above 0 (the score reached it), else its upper edge (the
+    score stayed below it); None for a single band covering [0, 1].
+    """
+    if band.lower > 0.0:
+        return band.lower
+    if band.upper < 1.0:
+        return band.upper
+    return None
+
+
+def top_contributions(
+    contributions: NDArray[np.float64], k: int
+) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """Per row, the column indices of the ``k`` largest positive finite contributions.
+
+    Returns ``(index, valid)`` of shape ``(n, min(k, n_columns))``; ``valid`` is False where the
+    contribution is not positive. Ties keep column order (stable sort).
+    """
+    m = contributions.shape[1]
+    k = min(k, m)
+    keyed = np.where(np.isfinite(contributions) & (contributions > 0), contributions, -np.inf)
+    order = np.argsort(-keyed, axis=1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(keyed, order, axis=1)
+    return order.astype(np.intp), np.isfinite(chosen)
+
+
+def _as_scores(
+    scores: NDArray[np.floating] | Sequence[float] | None, n: int
+) -> NDArray[np.float64]:
+    if scores is None:
+        return np.full(n, np.nan)
+    array = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if array.shape[0] != n:
+        raise ValueError(f"scores has {array.shape[0]} values for {n} rows")
+    return array
+
+
+def decide_batch(
+    policy: Policy,
+    features: pd.DataFrame,
+    scores: NDArray[np.floating] | Sequence[float] | None,
+    contributions: NDArray[np.floating] | None,
+    feature_names: Sequence[str],
+    entity_ids: Sequence[str] | NDArray[np.object_],
+) -> list[DecisionParts]:
+    """Decide every row of a batch under ``policy``.
+
+    ``features`` has one row per event (columns = raw feature names; absent columns count as
+    missing). ``scores`` holds one risk score per row, or is None when the model was
+    unavailable or timed out. ``contributions`` (optional) has shape ``(n, len(feature_names))``:
+    each feature's contribution to the risk score. ``entity_ids`` gives each row's entity
+    (conditions on ``entity_id`` use it). Returns one :class:`DecisionParts` per row, in order.
+    """
+    n = len(features)
+    ids = np.asarray(list(entity_ids), dtype=object)
+    if ids.shape[0] != n:
+        raise ValueError(f"entity_ids has {ids.shape[0]} values for {n} rows")
+    score_array = _as_scores(scores, n)
+    usable = np.isfinite(score_array) & (score_array >= 0.0) & (score_array <= 1.0)
+    names = list(feature_names)
+    contrib: NDArray[np.float64] | None = None
+    if contributions is not None:
+        contrib = np.asarray(contributions, dtype=np.float64)
+        if contrib.shape != (n, len(names)):
+            raise ValueError(f"contributions has shape {contrib.shape}, expected {(n, len(names))}")
+
+    # 1. hard rules, first match wins
+    rule_of = np.full(n, -1, dtype=np.intp)
+    for r, rule in enumerate(policy.rules):
+        free = rule_of < 0
+        if not free.any():
+            break
+        rule_of[free & conditions_mask(rule.when, features, ids)] = r
+
+    # 2. segments, first match wins
+    segment_of = np.full(n, -1, dtype=np.intp)
+    for s, segment in enumerate(policy.segments):
+        free = segment_of < 0
+        if not free.any():
+            break
+        segment_of[free & conditions_mask(segment.when, features, ids)] = s
+
+    # 3. bands per segment (default bands: segment -1)
+    band_of = np.zeros(n, dtype=np.intp)
+    safe_scores = np.where(usable, score_array, 0.0)
+    band_sets = [policy.bands, *(segment.bands for segment in policy.segments)]
+    for s in range(-1, len(policy.segments)):
+        rows = segment_of == s
+        if rows.any():
+            band_of[rows] = band_index(band_sets[s + 1], safe_scores[rows])
+
+    # 4. reasons from contributions, mapped through the catalogue
+    catalogue_cols = [i for i, name in enumerate(names) if name in policy.reason_codes]
+    top_idx: NDArray[np.intp] | None = None
+    top_ok: NDArray[np.bool_] | None = None
+    if contrib is not None and catalogue_cols and policy.top_reasons > 0:
+        sub = contrib[:, catalogue_cols]
+        top_idx, top_ok = top_contributions(sub, policy.top_reasons)
+
+    rule_reasons = [
+        Reason(code=rc.code, text=rc.text, feature=rule.when[0].feature)
+        for rule in policy.rules
+        for rc in (rule.reason_code(),)
+    ]
+    fallback = policy.fallback
+    unavailable = (Reason(code=fallback.reason.code, text=fallback.reason.text),)
+    invalid = (
+        Reason(
+            code=SCORE_INVALID,
+            text="Risk model returned an invalid score; decided by fallback policy",
+        ),
+    )
+    band_reasons = {
+        decision: (Reason(code=SCORE_BAND, text=f"Risk score in the {decision} band"),)
+        for decision in policy.decisions
+    }
+
+    out: list[DecisionParts] = []
+    for i in range(n):
+        seg = int(segment_of[i])
+        segment_name = policy.segments[seg].name if seg >= 0 else None
+        r = int(rule_of[i])
+        row_score = float(score_array[i]) if usable[i] else None
+        if r >= 0:
+            rule = policy.rules[r]
+            out.append(
+                DecisionParts(
+                    rule.decision,
+                    row_score,
+                    None,
+                    (rule_reasons[r],),
+                    rule.name,
+                    segment_name,
+                    "rule",
+                )
+            )
+            continue
+        if row_score is None:
+            why = unavailable if scores is None or np.isnan(score_array[i]) else invalid
+            out.append(
+                DecisionParts(fallback.decision, None, None, why, None, segment_name, "fallback")
+            )
+            continue
+        band = band_sets[seg + 1][int(band_of[i])]
+        reasons: tuple[Reason, ...] = ()
+        if top_idx is not None and top_ok is not None and contrib is not None:
+            picked = []
+            for j, ok in zip(top_idx[i], top_ok[i], strict=True):
+                if not ok:
+                    break
+                col = catalogue_cols[int(j)]
+                name = names[col]
+                rc = policy.reason_codes[name]
+                picked.append(
+                    Reason(
+                        code=rc.code,
+                        text=rc.text,
+                        feature=name,
+                        contribution=float(contrib[i, col]),
+                    )
+                )
+            reasons = tuple(picked)
+        out.append(
+            DecisionParts(
+                band.decision,
+                row_score,
+                band_threshold(band),
+                reasons or band_reasons[band.decision],
+                None,
+                segment_name,
+                "model",
+            )
+        )
+    return out
