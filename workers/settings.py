@@ -119,6 +119,9 @@ class WorkerSettings(_Base):
     redis_url: str = "redis://127.0.0.1:16379/0"
     group_id: str = "decisionflow"
     policy: str = "credit_v1"
+    challenger_policy: str | None = None
+    challenger_share: float = Field(default=0.0, ge=0, le=1)
+    shadow_share: float = Field(default=0.0, ge=0, le=1)
     max_batch_size: int = Field(default=500, ge=1, le=100_000)
     max_wait_ms: int = Field(default=50, ge=0, le=60_000)
     max_message_bytes: int = Field(default=64 * 1024, ge=256)
@@ -129,6 +132,8 @@ class WorkerSettings(_Base):
     reload_poll_s: float = Field(default=5.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve
     transactional_id_prefix: str = "decisionflow"
+    # an open transaction of a killed worker blocks read_committed readers until it times out
+    transaction_timeout_ms: int = Field(default=15_000, ge=1_000)
 
 
 class ProducerSettings(_Base):

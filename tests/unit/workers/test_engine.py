@@ -1,0 +1,94 @@
+"""The decision engine on in-package doubles: decisions, dead letters, fallbacks, arms."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from decisioning.arms import ArmConfig
+from decisioning.policy import load_policy
+from workers.engine import DecisionEngine, RawRecord
+from workers.malformed import malformed_corpus
+from workers.testing import FakeModel, valid_event
+
+
+def _rec(i: int, value: bytes) -> RawRecord:
+    return RawRecord("events", 0, i, f"k{i}".encode(), value)
+
+
+def _engine(model: FakeModel | None = None, **kw: object) -> DecisionEngine:
+    model = model or FakeModel()
+    return DecisionEngine(model, load_policy("credit_v1"), model.spec, **kw)  # type: ignore[arg-type]
+
+
+def test_valid_events_are_decided_with_reasons_and_versions() -> None:
+    engine = _engine(FakeModel(version=3))
+    batch = [_rec(i, json.dumps(valid_event(i, 500 + 900 * i)).encode()) for i in range(5)]
+    out = engine.process(batch)
+    assert [d.event_id for d in out.decisions] == [f"evt-{i}" for i in range(5)]
+    assert out.dlq == []
+    assert all(d.model_version == 3 and d.arm == "champion" for d in out.decisions)
+    assert {d.decision for d in out.decisions} <= {"approve", "review", "decline"}
+    assert all(d.reasons for d in out.decisions)
+    assert all(d.latency_ms >= 0 and len(d.feature_hash) == 64 for d in out.decisions)
+
+
+def test_malformed_corpus_goes_to_dlq_with_reasons_and_neighbours_are_decided() -> None:
+    engine = _engine(max_message_bytes=64 * 1024)
+    corpus = malformed_corpus(64 * 1024)
+    batch = []
+    for i, (_, raw) in enumerate(corpus):
+        batch.append(_rec(2 * i, json.dumps(valid_event(i)).encode()))
+        batch.append(_rec(2 * i + 1, raw))
+    out = engine.process(batch)
+    assert len(out.decisions) == len(corpus)
+    assert len(out.dlq) == len(corpus)
+    assert [d.reason for d in out.dlq] == [reason for reason, _ in corpus]
+    for dead, (_, raw) in zip(out.dlq, corpus, strict=True):
+        assert dead.source_topic == "events" and dead.source_offset % 2 == 1
+        assert dead.raw_size == len(raw)
+        kept = base64.b64decode(dead.raw)
+        assert raw.startswith(kept) and dead.error_message
+
+
+def test_null_value_record_is_dead_lettered_not_crashed() -> None:
+    out = _engine().process([RawRecord("events", 2, 9, None, None)])
+    assert out.decisions == [] and out.dlq[0].source_partition == 2
+
+
+@pytest.mark.parametrize("model", [FakeModel(fail=True), FakeModel(delay_s=0.5)])
+def test_model_failure_or_timeout_takes_the_policy_fallback(model: FakeModel) -> None:
+    engine = _engine(model, score_timeout_s=0.1)
+    out = engine.process([_rec(0, json.dumps(valid_event(0)).encode())])
+    (d,) = out.decisions
+    policy = load_policy("credit_v1")
+    assert d.decision == policy.fallback.decision
+    assert d.score is None and d.model_version is None
+    assert any(r.code == "MODEL_UNAVAILABLE" for r in d.reasons)
+
+
+def test_swap_champion_between_batches_names_the_new_version() -> None:
+    engine = _engine(FakeModel(version=1))
+    first = engine.process([_rec(0, json.dumps(valid_event(0)).encode())])
+    engine.swap_champion(FakeModel(version=2))
+    second = engine.process([_rec(1, json.dumps(valid_event(1)).encode())])
+    assert first.decisions[0].model_version == 1
+    assert second.decisions[0].model_version == 2
+
+
+def test_challenger_arm_and_shadow_records() -> None:
+    engine = _engine(
+        arms=ArmConfig(challenger_share=0.3, shadow_share=1.0),
+        challenger_policy=load_policy("credit_v2_conservative"),
+    )
+    batch = [_rec(i, json.dumps(valid_event(i, 2500)).encode()) for i in range(200)]
+    out = engine.process(batch)
+    assert len(out.decisions) == 200 and len(out.shadow) == 200
+    arms = {d.event_id: d.arm for d in out.decisions}
+    assert 30 < sum(a == "challenger" for a in arms.values()) < 90
+    for s in out.shadow:
+        assert s.shadow and s.arm != arms[s.event_id]
+    again = engine.process(batch)
+    assert {d.event_id: d.arm for d in again.decisions} == arms

@@ -1,0 +1,80 @@
+"""Micro-batching: collect records until ``max_batch_size`` or ``max_wait_ms`` is reached."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+__all__ = ["MicroBatcher"]
+
+T = TypeVar("T")
+
+
+class MicroBatcher(Generic[T]):
+    """A batch is ready when it is full or its oldest record has waited ``max_wait_ms``."""
+
+    def __init__(
+        self,
+        max_batch_size: int,
+        max_wait_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000.0
+        self._clock = clock
+        self._items: list[T] = []
+        self._first_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, items: Iterable[T]) -> None:
+        """Append records (the wait clock starts at the first one)."""
+        before = len(self._items)
+        self._items.extend(items)
+        if before == 0 and self._items:
+            self._first_at = self._clock()
+
+    def room(self) -> int:
+        """How many records fit before the batch is full."""
+        return max(self.max_batch_size - len(self._items), 0)
+
+    def ready(self) -> bool:
+        """True when the batch should be processed now."""
+        if not self._items:
+            return False
+        if len(self._items) >= self.max_batch_size:
+            return True
+        assert self._first_at is not None
+        return self._clock() - self._first_at >= self.max_wait
+
+    def poll_timeout_ms(self, idle_ms: int = 100) -> int:
+        """How long the next poll may block without overrunning ``max_wait_ms``."""
+        if not self._items or self._first_at is None:
+            return idle_ms
+        left = self.max_wait - (self._clock() - self._first_at)
+        return max(int(left * 1000), 0)
+
+    def drain(self) -> list[T]:
+        """Take the whole batch (at most ``max_batch_size``; any excess stays queued)."""
+        batch, self._items = (
+            self._items[: self.max_batch_size],
+            self._items[self.max_batch_size :],
+        )
+        self._first_at = self._clock() if self._items else None
+        return batch
+
+    def drain_all(self) -> list[T]:
+        """Take every queued record, full batch or not."""
+        items, self._items, self._first_at = self._items, [], None
+        return items
+
+    def drop(self, predicate: Callable[[T], bool]) -> int:
+        """Discard queued records matching ``predicate`` (e.g. of revoked partitions)."""
+        kept = [item for item in self._items if not predicate(item)]
+        dropped = len(self._items) - len(kept)
+        self._items = kept
+        if not kept:
+            self._first_at = None
+        return dropped

@@ -1,0 +1,92 @@
+"""Celery worker bootstep that runs the Kafka decision loop on a thread of the MainProcess."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+from celery import bootsteps
+
+from workers.settings import WorkerSettings
+
+__all__ = ["DecisionStep", "build_loop"]
+
+log = logging.getLogger(__name__)
+
+
+def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
+    """Wire registry -> model holder -> engine -> loop. Heavy imports happen here."""
+    from models.registry import Registry
+
+    from decisioning.arms import ArmConfig
+    from decisioning.policy import load_policy
+    from workers import metrics
+    from workers.decide_loop import DecisionLoop
+    from workers.engine import DecisionEngine
+    from workers.model_holder import ModelHolder
+
+    device = None if settings.device == "auto" else settings.device
+    holder = ModelHolder(
+        Registry(settings.registry_url),
+        settings.model_name,
+        poll_s=settings.reload_poll_s,
+        device=device,
+    )
+    champion = holder.load()
+    policy = load_policy(settings.policy, known_features=champion.spec.feature_names)
+    challenger_policy = (
+        load_policy(settings.challenger_policy, known_features=champion.spec.feature_names)
+        if settings.challenger_policy
+        else None
+    )
+    engine = DecisionEngine(
+        champion,
+        policy,
+        champion.spec,
+        max_message_bytes=settings.max_message_bytes,
+        score_timeout_s=settings.score_timeout_s,
+        arms=ArmConfig(
+            challenger_share=settings.challenger_share, shadow_share=settings.shadow_share
+        ),
+        challenger_policy=challenger_policy,
+        model_name=settings.model_name,
+    )
+    metrics.serve(settings.metrics_port)
+    loop = DecisionLoop(settings, engine, worker_name=worker_name, before_batch=holder.before_batch)
+    return loop, holder
+
+
+class DecisionStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Started with ``--decide``; stops (finishing its batch) on warm shutdown (SIGTERM)."""
+
+    label = "decisionflow decision loop"
+
+    def __init__(self, parent: Any, decide: bool = False, **options: Any) -> None:
+        super().__init__(parent, **options)
+        self.enabled = bool(decide)
+        self.loop: Any = None
+        self.thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
+        settings = WorkerSettings()
+        name = (getattr(parent, "hostname", None) or socket.gethostname()).replace("@", "-")
+        self.loop, holder = build_loop(settings, name)
+        parent.decisionflow_holder = holder
+        self.thread = threading.Thread(target=self._run, name="decision-loop", daemon=True)
+        self.thread.start()
+        log.info("decision loop started as %s", name)
+
+    def _run(self) -> None:
+        try:
+            self.loop.run()
+        except Exception:  # pragma: no cover - the loop handles its own errors
+            log.exception("decision loop crashed")
+
+    def stop(self, parent: Any) -> None:
+        if self.loop is not None:
+            self.loop.stop()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+            log.info("decision loop stopped")

@@ -1,0 +1,48 @@
+"""The Celery application: decision workers, batch jobs and remote control.
+
+Start a decision worker (one per GPU; ``--pool=solo`` keeps the model in this process):
+
+    celery -A workers.celery_app worker --pool=solo -n w1@%h --decide -Q cpu
+
+``--decide`` adds the Kafka decision-loop bootstep; without it the worker only runs batch jobs
+(``score_file``) from its queues (``cpu``, ``gpu``).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from click import Option
+
+from workers.settings import WorkerSettings
+
+__all__ = ["app"]
+
+_settings = WorkerSettings()
+
+app = Celery("decisionflow", broker=_settings.redis_url, backend=_settings.redis_url)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue="cpu",
+    task_routes={"decisionflow.score_file": {"queue": "cpu"}},
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": 6 * 3600},
+    worker_hijack_root_logger=False,
+    imports=("workers.tasks", "workers.control"),
+)
+app.user_options["worker"].add(
+    Option(
+        ["--decide"],
+        is_flag=True,
+        default=False,
+        help="Run the Kafka decision loop in this worker.",
+    )
+)
+
+from workers.bootstep import DecisionStep  # noqa: E402  (needs `app` defined)
+
+app.steps["worker"].add(DecisionStep)

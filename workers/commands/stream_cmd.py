@@ -1,0 +1,135 @@
+"""`decisionflow produce` and `decisionflow worker`: the streaming side of the CLI."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+
+import click
+
+__all__ = ["register"]
+
+
+@click.command()
+@click.option(
+    "--spec",
+    "spec_name",
+    default="credit_data",
+    show_default=True,
+    help="Feature spec name or YAML path.",
+)
+@click.option("--source", default=None, help="CSV/Parquet path (default: the spec's dataset).")
+@click.option(
+    "--rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Events per second; 0 streams flat out.",
+)
+@click.option("--limit", type=int, default=None, help="Stop after this many rows.")
+@click.option("--skip", type=int, default=0, help="Skip this many rows first.")
+@click.option(
+    "--repeat",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Stream the rows this many times (fresh event ids each time).",
+)
+@click.option(
+    "--malformed",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of malformed events mixed in (they must land in the DLQ).",
+)
+@click.option("--topic", default=None, help="Target topic (default: settings' events topic).")
+@click.option("--seed", type=int, default=7, show_default=True)
+def produce(
+    spec_name: str,
+    source: str | None,
+    rate: float,
+    limit: int | None,
+    skip: int,
+    repeat: int,
+    malformed: float,
+    topic: str | None,
+    seed: int,
+) -> None:
+    """Stream a dataset's rows as events to Kafka, with a progress bar."""
+    from tqdm import tqdm
+
+    from models.data import load_frame
+    from models.spec import load_spec
+    from workers.malformed import malformed_corpus
+    from workers.producer import EventProducer, events_from_frame, pace
+    from workers.settings import ProducerSettings
+
+    settings = ProducerSettings()
+    spec = load_spec(spec_name)
+    df = load_frame(spec, source).iloc[skip:]
+    if limit is not None:
+        df = df.iloc[:limit]
+    rng = random.Random(seed)
+    bad = malformed_corpus()
+    total = len(df) * repeat
+    counts = {"valid": 0, "malformed": 0}
+    t0 = time.perf_counter()
+    with EventProducer(
+        settings.kafka.bootstrap_servers.split(","),
+        topic=topic or settings.topics.events,
+        linger_ms=settings.linger_ms,
+    ) as producer:
+        clock = pace(rate)
+        bar = tqdm(total=total, unit="ev", disable=not sys.stderr.isatty() and "CI" in os.environ)
+        for r in range(repeat):
+            rows = events_from_frame(df, spec.feature_names, spec.entity_key.column)
+            for entity_id, features in rows:
+                next(clock)
+                producer.send(
+                    entity_id,
+                    features,
+                    event_id=f"{entity_id}-r{r}",
+                    producer="decisionflow-produce",
+                )
+                counts["valid"] += 1
+                if malformed and rng.random() < malformed:
+                    _, raw = bad[rng.randrange(len(bad))]
+                    producer.send_raw(entity_id, raw)
+                    counts["malformed"] += 1
+                bar.update(1)
+        bar.close()
+    secs = time.perf_counter() - t0
+    click.echo(
+        f"produced {counts['valid']} events + {counts['malformed']} malformed "
+        f"in {secs:.1f}s ({counts['valid'] / max(secs, 1e-9):,.0f} ev/s)"
+    )
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--name", default="w1", show_default=True, help="Worker node name.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(name: str, celery_args: tuple[str, ...]) -> None:
+    """Start a decision worker (Celery, pool solo, Kafka loop on)."""
+    from workers.celery_app import app
+
+    app.worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            "-n",
+            f"{name}@%h",
+            "--decide",
+            "-Q",
+            "cpu",
+            "--loglevel=INFO",
+            *celery_args,
+        ]
+    )
+
+
+def register(group: click.Group) -> None:
+    """Add the streaming commands to the CLI group."""
+    group.add_command(produce)
+    group.add_command(worker)

@@ -1,0 +1,271 @@
+"""The consume -> decide -> produce loop, exactly once with Kafka transactions.
+
+One loop per worker process, on its own thread (started by the Celery bootstep). Per batch:
+begin transaction -> decisions, shadow decisions and dead letters -> the consumed offsets with
+the consumer's group metadata -> commit. Any failure aborts the transaction and rewinds the
+consumer to the batch start, so the batch is decided again (by us or by the partition's next
+owner) and committed output holds each event once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from workers import metrics
+from workers.batcher import MicroBatcher
+from workers.engine import BatchResult, DecisionEngine, RawRecord
+from workers.settings import WorkerSettings
+
+__all__ = ["DecisionLoop", "RevocationTracker"]
+
+log = logging.getLogger(__name__)
+
+
+class RevocationTracker(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Records revoked partitions; never blocks the client's network thread.
+
+    The loop drops buffered records of revoked partitions before its next batch; a batch in
+    flight during a rebalance is fenced by the group metadata sent with its offsets, aborted,
+    and decided again by the partition's new owner.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked: set[tuple[str, int]] = set()
+        self.assigned: set[tuple[str, int]] = set()
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            for tp in revoked:
+                self._revoked.add((tp.topic, tp.partition))
+                self.assigned.discard((tp.topic, tp.partition))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            self.assigned |= {(tp.topic, tp.partition) for tp in assigned}
+
+    def take(self) -> set[tuple[str, int]]:
+        """Partitions revoked since the last call."""
+        with self._lock:
+            out, self._revoked = self._revoked, set()
+        return out
+
+
+class DecisionLoop:
+    """Runs until :meth:`stop`; finishes (commits or aborts) the batch in hand first."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        engine: DecisionEngine,
+        *,
+        worker_name: str,
+        before_batch: Callable[[DecisionEngine], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.worker_name = worker_name
+        self.before_batch = before_batch
+        self._stop = threading.Event()
+        self.tracker = RevocationTracker()
+        self.batcher: MicroBatcher[RawRecord] = MicroBatcher(
+            settings.max_batch_size, settings.max_wait_ms
+        )
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+        self.committed_batches = 0
+        self._lag_at = 0.0
+
+    # ------------------------------------------------------------------ clients
+
+    def _make_consumer(self) -> KafkaConsumer:
+        s = self.settings
+        consumer = KafkaConsumer(
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            max_poll_records=s.max_batch_size,
+            fetch_max_bytes=16 * 1024 * 1024,
+            **s.kafka.client_options(),
+        )
+        consumer.subscribe([s.topics.events], listener=self.tracker)
+        return consumer
+
+    def _make_producer(self) -> KafkaProducer:
+        s = self.settings
+        producer = KafkaProducer(
+            transactional_id=f"{s.transactional_id_prefix}-{self.worker_name}",
+            transaction_timeout_ms=s.transaction_timeout_ms,
+            linger_ms=5,
+            batch_size=256 * 1024,
+            compression_type=None,
+            max_request_size=4 * 1024 * 1024,
+            **s.kafka.client_options(),
+        )
+        producer.init_transactions()  # fences an earlier instance, aborts its open transaction
+        return producer
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand and leave the group."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Consume and decide until stopped. Broker outages are retried with back-off."""
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if self.producer is None:
+                    self.producer = self._make_producer()
+                if self.consumer is None:
+                    self.consumer = self._make_consumer()
+                self._run_once()
+                backoff = 0.5
+            except KafkaError as exc:
+                log.warning("kafka error %s: retrying in %.1fs", exc, backoff)
+                self._reset_clients()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self._shutdown()
+
+    def _run_once(self) -> None:
+        assert self.consumer is not None
+        polled = self.consumer.poll(
+            timeout_ms=self.batcher.poll_timeout_ms(),
+            max_records=max(self.batcher.room(), 1),
+        )
+        for msgs in polled.values():
+            self.batcher.add(
+                RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in msgs
+            )
+        revoked = self.tracker.take()
+        if revoked:
+            dropped = self.batcher.drop(lambda r: (r.topic, r.partition) in revoked)
+            log.info("partitions revoked %s; dropped %d buffered records", revoked, dropped)
+        if self.batcher.ready():
+            self._process(self.batcher.drain())
+        self._update_lag()
+
+    def _shutdown(self) -> None:
+        if len(self.batcher) and self.consumer is not None and self.producer is not None:
+            try:  # finish the batch in hand, as a clean stop should
+                self._process(self.batcher.drain())
+            except KafkaError:
+                log.warning("could not finish the last batch; its events will be re-read")
+        self._reset_clients()
+        self.engine.close()
+        log.info("decision loop stopped after %d batches", self.committed_batches)
+
+    def _reset_clients(self) -> None:
+        closers = []
+        if self.consumer is not None:
+            closers.append(self.consumer.close)  # leaves the group: partitions move at once
+        if self.producer is not None:
+            closers.append(lambda: self.producer.close(timeout=5))  # type: ignore[union-attr]
+        for close in closers:
+            try:
+                close()
+            except Exception:  # closing a broken client must not mask the real error
+                log.debug("error closing a kafka client", exc_info=True)
+        self.consumer = None
+        self.producer = None
+        self.batcher.drain_all()
+
+    # ------------------------------------------------------------------ one batch
+
+    def _process(self, batch: list[RawRecord]) -> None:
+        assert self.consumer is not None and self.producer is not None
+        if self.before_batch is not None:
+            self.before_batch(self.engine)  # model hot-swap happens here, between batches
+        metrics.EVENTS_CONSUMED.inc(len(batch))
+        metrics.BATCH_SIZE.observe(len(batch))
+        result = self.engine.process(batch)
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for rec in batch:
+            tp = TopicPartition(rec.topic, rec.partition)
+            prev = offsets.get(tp)
+            if prev is None or rec.offset + 1 > prev.offset:
+                offsets[tp] = OffsetAndMetadata(rec.offset + 1, "", -1)
+        try:
+            self._commit(result, offsets)
+        except KafkaError as exc:
+            metrics.TRANSACTIONS.labels("aborted").inc()
+            log.warning("transaction failed (%s): aborting, the batch will be decided again", exc)
+            self._abort_and_rewind(batch)
+            return
+        self.committed_batches += 1
+        metrics.TRANSACTIONS.labels("committed").inc()
+        self._observe(result)
+
+    def _commit(
+        self, result: BatchResult, offsets: dict[TopicPartition, OffsetAndMetadata]
+    ) -> None:
+        assert self.consumer is not None and self.producer is not None
+        topics = self.settings.topics
+        p = self.producer
+        p.begin_transaction()
+        for d in result.decisions:
+            p.send(topics.decisions, key=d.entity_id.encode(), value=d.model_dump_json().encode())
+        for d in result.shadow:
+            p.send(topics.shadow, key=d.entity_id.encode(), value=d.model_dump_json().encode())
+        for dl in result.dlq:
+            key = dl.source_key.encode() if dl.source_key is not None else None
+            p.send(topics.dlq, key=key, value=dl.model_dump_json().encode())
+        p.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+        p.commit_transaction()
+
+    def _abort_and_rewind(self, batch: list[RawRecord]) -> None:
+        """Abort the open transaction and rewind to the first unprocessed offsets.
+
+        Raises KafkaError when the producer cannot abort (fenced, broker gone): the caller then
+        rebuilds both clients, and the group re-reads from the committed offsets.
+        """
+        assert self.consumer is not None and self.producer is not None
+        self.producer.abort_transaction()
+        starts: dict[TopicPartition, int] = {}
+        for rec in [*batch, *self.batcher.drain_all()]:
+            tp = TopicPartition(rec.topic, rec.partition)
+            starts[tp] = min(starts.get(tp, rec.offset), rec.offset)
+        owned = self.tracker.assigned
+        for tp, offset in starts.items():
+            if (tp.topic, tp.partition) in owned:
+                self.consumer.seek(tp, offset)
+        self._stop.wait(0.2)
+
+    def _observe(self, result: BatchResult) -> None:
+        metrics.SCORE_SECONDS.observe(result.score_seconds)
+        for d in result.decisions:
+            metrics.DECISIONS.labels(d.decision, d.arm, "false").inc()
+            metrics.E2E_LATENCY.observe(d.latency_ms / 1000.0)
+        for d in result.shadow:
+            metrics.DECISIONS.labels(d.decision, d.arm, "true").inc()
+        for dl in result.dlq:
+            metrics.DLQ.labels(dl.reason, dl.stage).inc()
+
+    def _update_lag(self) -> None:
+        now = time.monotonic()
+        if self.consumer is None or now - self._lag_at < 5.0:
+            return
+        self._lag_at = now
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                position: Any = self.consumer.position(tp, timeout_ms=1000)
+                if position is not None:
+                    metrics.LAG.labels(str(tp.partition)).set(max(high - position, 0))

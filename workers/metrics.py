@@ -1,0 +1,48 @@
+"""Prometheus metrics of a decision worker (served on ``metrics_port`` when set)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+
+__all__ = [
+    "BATCH_SIZE",
+    "DECISIONS",
+    "DLQ",
+    "E2E_LATENCY",
+    "EVENTS_CONSUMED",
+    "LAG",
+    "MODEL_INFO",
+    "SCORE_SECONDS",
+    "TRANSACTIONS",
+    "serve",
+]
+
+EVENTS_CONSUMED = Counter(
+    "decisionflow_events_consumed", "Events read from Kafka by the decision worker."
+)
+BATCH_SIZE = Histogram(
+    "decisionflow_batch_size",
+    "Events per micro-batch.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+)
+SCORE_SECONDS = Histogram(
+    "decisionflow_score_seconds",
+    "Wall time of model scoring (incl. reason codes) per batch.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+E2E_LATENCY = Histogram(
+    "decisionflow_e2e_latency_seconds",
+    "Event time to decision time.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DECISIONS = Counter("decisionflow_decisions", "Decisions emitted.", ["decision", "arm", "shadow"])
+DLQ = Counter("decisionflow_dlq", "Events dead-lettered.", ["reason", "stage"])
+LAG = Gauge("decisionflow_consumer_lag", "Records behind the log end.", ["partition"])
+TRANSACTIONS = Counter("decisionflow_transactions", "Kafka transactions.", ["result"])
+MODEL_INFO = Info("decisionflow_model", "The model and policy deciding now.")
+
+
+def serve(port: int) -> None:
+    """Expose /metrics on 127.0.0.1:port (no-op when port is 0)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1")
