@@ -9,7 +9,7 @@ from celery.worker.control import control_command
 __all__ = ["reload_model"]
 
 
-@control_command()  # type: ignore[misc]
+@control_command()  # type: ignore[misc, untyped-decorator]
 def reload_model(state: Any, **kwargs: Any) -> dict[str, str]:
     """Check the registry's champion alias now and swap the model before the next batch."""
     holder = getattr(state.consumer.controller, "decisionflow_holder", None)

@@ -1,0 +1,46 @@
+"""Helpers for streaming tests: per-test topics, producing, reading committed output."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from kafka import KafkaConsumer
+
+from workers.settings import Topics
+
+
+def make_topics(make_topic: Callable[..., str], partitions: int = 4) -> Topics:
+    """A fresh set of the five topics for one test."""
+    return Topics(
+        events=make_topic("events", partitions),
+        decisions=make_topic("decisions", partitions),
+        shadow=make_topic("shadow", partitions),
+        dlq=make_topic("dlq", 1),
+        outcomes=make_topic("outcomes", partitions),
+    )
+
+
+def read_committed(bootstrap: str, topic: str, idle_ms: int = 3000) -> list[dict[str, Any]]:
+    """Every committed record of ``topic`` (read_committed), parsed as JSON."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        consumer_timeout_ms=idle_ms,
+    )
+    try:
+        return [json.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
+def accounted(bootstrap: str, topics: Topics) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """Counts of event ids over committed decisions, and the dead letters."""
+    decisions = read_committed(bootstrap, topics.decisions)
+    dlq = read_committed(bootstrap, topics.dlq)
+    return Counter(d["event_id"] for d in decisions), dlq

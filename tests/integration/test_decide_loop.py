@@ -1,0 +1,54 @@
+"""The decision loop against the real broker, in-process, with the in-package model double."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+from decisioning.policy import load_policy
+from tests.integration.streaming import accounted, make_topics
+from workers.decide_loop import DecisionLoop
+from workers.engine import DecisionEngine
+from workers.malformed import malformed_corpus
+from workers.producer import EventProducer
+from workers.settings import WorkerSettings
+from workers.testing import FakeModel, valid_event
+
+
+def _wait_until(cond: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def test_loop_decides_every_event_once_and_dead_letters_the_bad(
+    bootstrap: str, make_topic: Callable[..., str], group_id: str
+) -> None:
+    topics = make_topics(make_topic)
+    settings = WorkerSettings(topics=topics, group_id=group_id, max_batch_size=200, max_wait_ms=50)
+    corpus = malformed_corpus(settings.max_message_bytes)
+    n = 2000
+    with EventProducer(bootstrap, topic=topics.events) as producer:
+        for i in range(n):
+            producer.send_raw(f"app-{i}", json.dumps(valid_event(i, 300.0 + i)).encode())
+            if i % 100 == 0:
+                producer.send_raw(f"app-{i}", corpus[(i // 100) % len(corpus)][1])
+    model = FakeModel()
+    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
+    loop = DecisionLoop(settings, engine, worker_name=f"test-{group_id}")
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        _wait_until(lambda: sum(accounted(bootstrap, topics)[0].values()) >= n, 60)
+    finally:
+        loop.stop()
+        thread.join(30)
+    assert not thread.is_alive(), "the loop did not stop on request"
+    ids, dlq = accounted(bootstrap, topics)
+    assert set(ids) == {f"evt-{i}" for i in range(n)}
+    assert max(ids.values()) == 1, "an event was decided twice"
+    assert len(dlq) == n // 100
+    assert {d["reason"] for d in dlq} >= {"invalid_json", "not_utf8", "oversize"}
+    assert loop.committed_batches >= n // 200

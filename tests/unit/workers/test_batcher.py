@@ -1,0 +1,41 @@
+"""Micro-batcher: size and wait limits, draining, dropping revoked partitions."""
+
+from __future__ import annotations
+
+from workers.batcher import MicroBatcher
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_ready_when_full_or_waited_long_enough() -> None:
+    clock = Clock()
+    b: MicroBatcher[int] = MicroBatcher(3, 50, clock)
+    assert not b.ready() and b.poll_timeout_ms() == 100
+    b.add([1, 2])
+    assert not b.ready() and b.room() == 1 and b.poll_timeout_ms() == 50
+    clock.t = 0.049
+    assert not b.ready()
+    clock.t = 0.05
+    assert b.ready() and b.poll_timeout_ms() == 0
+    assert b.drain() == [1, 2] and len(b) == 0
+    b.add([3, 4, 5, 6])
+    assert b.ready()
+    assert b.drain() == [3, 4, 5] and b.drain_all() == [6]
+
+
+def test_drop_removes_matching_records_and_resets_wait() -> None:
+    clock = Clock()
+    b: MicroBatcher[int] = MicroBatcher(10, 50, clock)
+    b.add([1, 2, 3, 4])
+    assert b.drop(lambda x: x % 2 == 0) == 2
+    assert b.drain_all() == [1, 3]
+    b.add([5])
+    assert b.drop(lambda _x: True) == 1
+    clock.t = 10
+    assert not b.ready()

@@ -1,0 +1,46 @@
+"""Settings: env prefix, nesting, frozen, secrets hidden, SASL options passed through."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from workers.settings import SinkSettings, WorkerSettings
+
+
+def test_env_prefix_nesting_and_secret_hiding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DECISIONFLOW_MAX_BATCH_SIZE", "123")
+    monkeypatch.setenv("DECISIONFLOW_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DECISIONFLOW_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("DECISIONFLOW_KAFKA__SASL_USERNAME", "svc")
+    monkeypatch.setenv("DECISIONFLOW_KAFKA__SASL_PASSWORD", "s3cr3t-value")
+    s = WorkerSettings(_env_file=None)
+    assert s.max_batch_size == 123
+    assert "s3cr3t-value" not in repr(s) and "s3cr3t-value" not in str(s.model_dump())
+    opts = s.kafka.client_options()
+    assert opts["security_protocol"] == "SASL_SSL"
+    assert opts["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert opts["sasl_plain_username"] == "svc"
+    assert opts["sasl_plain_password"] == "s3cr3t-value"
+
+
+def test_stack_flat_bootstrap_is_folded_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:9092,10.0.0.2:9092")
+    s = WorkerSettings(_env_file=None)
+    assert s.kafka.client_options()["bootstrap_servers"] == ["10.0.0.1:9092", "10.0.0.2:9092"]
+
+
+def test_frozen_and_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = WorkerSettings(_env_file=None)
+    with pytest.raises(ValidationError):
+        s.max_batch_size = 5  # type: ignore[misc]
+    monkeypatch.setenv("DECISIONFLOW_MAX_BATCH_SIZE", "0")
+    with pytest.raises(ValidationError, match="max_batch_size"):
+        WorkerSettings(_env_file=None)
+
+
+def test_database_url_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DECISIONFLOW_DATABASE_URL", "postgresql://u:pw-123@db/x")
+    s = SinkSettings(_env_file=None)
+    assert "pw-123" not in repr(s)
+    assert s.database_url.get_secret_value().endswith("@db/x")
