@@ -21,16 +21,16 @@ def events_frame(events: Sequence[Event], columns: Sequence[str] | None = None) 
     With ``columns`` the frame has exactly those columns (absent features are missing, i.e.
     None); otherwise the union of all feature names. The index is a RangeIndex.
     """
-    rows = [event.features for event in events]
+    index = pd.RangeIndex(len(events))
     if columns is None:
-        return pd.DataFrame.from_records(rows) if rows else pd.DataFrame(index=range(0))
+        return pd.DataFrame([event.features for event in events], index=index)
     cols = list(columns)
-    return (
-        pd.DataFrame.from_records(
-            [{name: row.get(name) for name in cols} for row in rows], columns=cols
-        )
-        if rows
-        else pd.DataFrame({name: pd.Series([], dtype=object) for name in cols})
+    if not events:
+        return pd.DataFrame({name: pd.Series([], dtype=object) for name in cols}, index=index)
+    return pd.DataFrame(
+        [{name: event.features.get(name) for name in cols} for event in events],
+        index=index,
+        columns=cols,
     )
 
 

@@ -10,10 +10,12 @@ import pandas as pd
 
 from decisioning.contracts import FeatureValue
 
-__all__ = ["ABSENT", "canonical_json", "diff_decisions", "feature_hash"]
+__all__ = ["ABSENT", "NO_GROUP", "canonical_json", "diff_decisions", "feature_hash"]
 
 #: Decision label used in a change table for an event missing from one side of the diff.
 ABSENT = "<absent>"
+#: Group label in a change table for a missing grouping value (e.g. no segment).
+NO_GROUP = "<none>"
 
 
 def canonical_json(value: object) -> bytes:
@@ -48,7 +50,8 @@ def diff_decisions(
 
     Joins ``before`` and ``after`` on ``key`` (outer; an event on one side only shows as
     ``<absent>``) and counts events per ``from_decision -> to_decision``, grouped by the ``by``
-    columns (e.g. ``["arm"]`` or ``["segment"]``; taken from ``after``, else ``before``).
+    columns (e.g. ``["arm"]`` or ``["segment"]``; taken from ``after``, else ``before``; a
+    missing value is grouped as ``<none>``).
     Columns: ``*by, from_decision, to_decision, count, share, changed``; ``share`` is the
     count over its group's total. Rows are sorted by group, then by count descending.
     """
@@ -76,7 +79,7 @@ def diff_decisions(
             values = merged[col]
         else:
             raise ValueError(f"column {col!r} is in neither frame")
-        table[col] = values.astype(object).where(values.notna(), None).astype(str)
+        table[col] = values.astype(object).fillna(NO_GROUP).map(str)
     keys = [*group_cols, "from_decision", "to_decision"]
     counts = table.groupby(keys, dropna=False).size().reset_index(name="count")
     if group_cols:

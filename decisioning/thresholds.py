@@ -24,7 +24,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from decisioning.policy import Policy
+from decisioning.policy import Policy, parse_policy
 
 __all__ = [
     "Costs",
@@ -215,7 +215,8 @@ def apply_cutoffs(
 
     Bands become ``[0, t1)`` approve, ``[t1, t2)`` review, ``[t2, 1]`` decline (names from
     ``decisions``); empty bands are dropped. Everything else is kept. The result is fully
-    validated; write it with :func:`decisioning.policy.save_policy`.
+    validated (raises :class:`~decisioning.policy.PolicyError`); write it with
+    :func:`decisioning.policy.save_policy`.
     """
     if not 0.0 <= approve_below <= decline_from <= 1.0:
         raise ValueError("need 0 <= approve_below <= decline_from <= 1")
@@ -238,4 +239,4 @@ def apply_cutoffs(
         if segment not in names:
             raise ValueError(f"policy has no segment {segment!r} (segments: {names})")
         data["segments"][names.index(segment)]["bands"] = bands
-    return Policy.model_validate(data)
+    return parse_policy(data, source=f"policy {policy.name} v{version}")
