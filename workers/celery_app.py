@@ -10,7 +10,10 @@ Start a decision worker (one per GPU; ``--pool=solo`` keeps the model in this pr
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import setup_logging
 from click import Option
 
 from workers.settings import WorkerSettings
@@ -46,3 +49,11 @@ app.user_options["worker"].add(
 from workers.bootstep import DecisionStep  # noqa: E402  (needs `app` defined)
 
 app.steps["worker"].add(DecisionStep)
+
+
+@setup_logging.connect  # type: ignore[untyped-decorator]
+def _json_logs(loglevel: Any = None, **_: Any) -> None:
+    """Workers log JSON lines (Celery leaves logging to us when this signal is connected)."""
+    from workers.logs import configure_json_logging
+
+    configure_json_logging(str(loglevel or _settings.log_level))
