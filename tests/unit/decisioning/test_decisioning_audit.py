@@ -38,7 +38,12 @@ def test_diff_decisions_counts_and_groups() -> None:
         }
     )
     table = diff_decisions(before, after)
-    as_tuples = {(r.from_decision, r.to_decision): r.count for r in table.itertuples()}
+    as_tuples = {
+        (str(f), str(t)): int(c)
+        for f, t, c in zip(
+            table["from_decision"], table["to_decision"], table["count"], strict=True
+        )
+    }
     assert as_tuples == {
         ("approve", "approve"): 1,
         ("approve", "review"): 1,

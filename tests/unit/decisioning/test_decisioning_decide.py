@@ -12,7 +12,7 @@ import pytest
 
 from decisioning.assemble import build_decisions, events_frame
 from decisioning.conditions import condition_mask
-from decisioning.contracts import Event
+from decisioning.contracts import Event, FeatureValue
 from decisioning.decide import SCORE_BAND, SCORE_INVALID, DecisionParts, decide_batch
 from decisioning.policy import Condition, Policy, load_policy, parse_policy
 
@@ -66,7 +66,7 @@ def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 def decide(
     policy: Policy,
     rows: Sequence[dict[str, Any]],
-    scores: Sequence[float] | None,
+    scores: Sequence[float] | np.ndarray | None,
     contributions: np.ndarray | None = None,
     ids: Sequence[str] | None = None,
 ) -> list[DecisionParts]:
@@ -255,17 +255,16 @@ def test_numeric_fast_path_and_absent_column() -> None:
 def test_end_to_end_with_shipped_policy_and_records() -> None:
     policy = load_policy("credit_v1")
     t0 = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    inputs: list[tuple[str, dict[str, FeatureValue]]] = [
+        ("cust-1", {"Amount": 800, "Income": 100.0, "Home": "owner", "Seniority": 1}),
+        ("cust-blocked-0001", {"Amount": 800, "Income": 100.0}),
+        ("cust-2", {"Amount": 5000, "Income": 100.0}),
+        ("cust-3", {"Amount": 800, "Home": "rent"}),  # Income missing -> rule
+        ("cust-4", {"Amount": 800, "Income": 50.0, "Home": "rent"}),
+    ]
     events = [
         Event(event_id=f"e{i}", entity_id=eid, event_time=t0, features=feats)
-        for i, (eid, feats) in enumerate(
-            [
-                ("cust-1", {"Amount": 800, "Income": 100.0, "Home": "owner", "Seniority": 1}),
-                ("cust-blocked-0001", {"Amount": 800, "Income": 100.0}),
-                ("cust-2", {"Amount": 5000, "Income": 100.0}),
-                ("cust-3", {"Amount": 800, "Home": "rent"}),  # Income missing -> rule
-                ("cust-4", {"Amount": 800, "Income": 50.0, "Home": "rent"}),
-            ]
-        )
+        for i, (eid, feats) in enumerate(inputs)
     ]
     names = ["Amount", "Income", "Seniority"]
     df = events_frame(events, [*names, "Home"])
