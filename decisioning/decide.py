@@ -174,6 +174,15 @@ def decide_batch(
         sub = contrib[:, catalogue_cols]
         top_idx, top_ok = top_contributions(sub, policy.top_reasons)
 
+    top_rows: list[list[int]] | None = None
+    ok_rows: list[list[bool]] = []
+    cat_values: list[list[float]] = []
+    cat_names = [names[c] for c in catalogue_cols]
+    cat_codes = [policy.reason_codes[name] for name in cat_names]
+    if top_idx is not None and top_ok is not None and contrib is not None:
+        top_rows, ok_rows = top_idx.tolist(), top_ok.tolist()
+        cat_values = contrib[:, catalogue_cols].tolist()
+
     rule_reasons = [
         Reason(code=rc.code, text=rc.text, feature=rule.when[0].feature)
         for rule in policy.rules
@@ -220,21 +229,15 @@ def decide_batch(
             continue
         band = band_sets[seg + 1][int(band_of[i])]
         reasons: tuple[Reason, ...] = ()
-        if top_idx is not None and top_ok is not None and contrib is not None:
+        if top_rows is not None:
             picked = []
-            for j, ok in zip(top_idx[i], top_ok[i], strict=True):
+            for j, ok in zip(top_rows[i], ok_rows[i], strict=True):
                 if not ok:
                     break
-                col = catalogue_cols[int(j)]
-                name = names[col]
-                rc = policy.reason_codes[name]
+                name = cat_names[j]
+                rc = cat_codes[j]
                 picked.append(
-                    Reason(
-                        code=rc.code,
-                        text=rc.text,
-                        feature=name,
-                        contribution=float(contrib[i, col]),
-                    )
+                    Reason(code=rc.code, text=rc.text, feature=name, contribution=cat_values[i][j])
                 )
             reasons = tuple(picked)
         out.append(

@@ -188,3 +188,9 @@ def test_policy_is_frozen() -> None:
     assert isinstance(policy, Policy)
     with pytest.raises(Exception):  # noqa: B017 - pydantic ValidationError on frozen models
         policy.version = "2"  # type: ignore[misc]
+
+
+def test_docs_embed_the_shipped_example() -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "policies.md"
+    shipped = Path(__file__).resolve().parents[3] / "decisioning" / "policies" / "credit_v1.yaml"
+    assert shipped.read_text() in docs.read_text(), "docs/policies.md: re-paste credit_v1.yaml"
