@@ -1,0 +1,1 @@
+"""Policies shipped with decisionflow (package data: ``*.yaml``)."""
