@@ -7,7 +7,6 @@ bad event: each one becomes a dead-letter record with its reason, stage and sour
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures as cf
 import logging
 import time
@@ -21,18 +20,26 @@ import numpy.typing as npt
 import pandas as pd
 
 from decisioning.arms import ArmConfig, assign_arms
-from decisioning.audit import feature_hash
-from decisioning.contracts import DeadLetter, Decision, Event, EventError, parse_event
+from decisioning.assemble import build_decisions
+from decisioning.contracts import (
+    DeadLetter,
+    Decision,
+    Event,
+    EventError,
+    Stage,
+    parse_event,
+)
+from decisioning.contracts import dead_letter as make_dead_letter
 from decisioning.decide import decide_batch
 from decisioning.policy import Policy
 from models.data import features_from_records
 from models.spec import FeatureSpec
-from workers.features import FeatureTypeError, UnknownFeatureError, check_features
+from workers.features import check_features
 
 __all__ = ["BatchResult", "DecisionEngine", "RawRecord", "ScoringModel"]
 
 log = logging.getLogger(__name__)
-DLQ_RAW_LIMIT = 64 * 1024
+VALIDATE_REASONS = frozenset({"validation", "schema_version", "feature_type", "unknown_feature"})
 
 
 class ScoringModel(Protocol):
@@ -138,19 +145,12 @@ class DecisionEngine:
     # ------------------------------------------------------------------ steps
 
     def _parse(self, rec: RawRecord, result: BatchResult) -> Event | None:
-        raw = rec.value if rec.value is not None else b""
         try:
-            event = parse_event(raw, self.max_message_bytes)
+            event = parse_event(rec.value or b"", self.max_message_bytes)
             check_features(event.features, self.spec)
-        except (EventError, FeatureTypeError, UnknownFeatureError) as exc:
-            stage = (
-                "decode"
-                if isinstance(exc, EventError)
-                and exc.reason
-                in {"oversize", "not_utf8", "invalid_json", "non_finite", "not_object"}
-                else "validate"
-            )
-            result.dlq.append(dead_letter(rec, exc, str(getattr(exc, "reason", "invalid")), stage))
+        except EventError as exc:
+            stage: Stage = "validate" if exc.reason in VALIDATE_REASONS else "decode"
+            result.dlq.append(dead_letter(rec, exc, stage))
             return None
         return event
 
@@ -200,33 +200,18 @@ class DecisionEngine:
             self.spec.feature_names,
             [e.entity_id for e in events],
         )
-        now = datetime.now(UTC)
         model = variant.model
-        out = []
-        for event, part in zip(events, parts, strict=True):
-            out.append(
-                Decision(
-                    event_id=event.event_id,
-                    entity_id=event.entity_id,
-                    decision=part.decision,
-                    score=part.score,
-                    threshold=part.threshold,
-                    reasons=list(part.reasons),
-                    rule=part.rule,
-                    segment=part.segment,
-                    model_name=model.name if model else self.model_name,
-                    model_version=model.version if model and scores is not None else None,
-                    policy_name=variant.policy.name,
-                    policy_version=str(variant.policy.version),
-                    arm=arm,  # type: ignore[arg-type]
-                    shadow=False,
-                    feature_hash=feature_hash(event.features),
-                    event_time=event.event_time,
-                    decided_at=now,
-                    latency_ms=max((now - event.event_time).total_seconds() * 1000.0, 0.0),
-                )
-            )
-        return out, secs
+        decided = build_decisions(
+            events,
+            parts,
+            policy=variant.policy,
+            model_name=model.name if model else self.model_name,
+            model_version=model.version if model and scores is not None else None,
+            arms=[arm] * len(events),  # type: ignore[list-item]
+            shadow=False,
+            decided_at=datetime.now(UTC),
+        )
+        return decided, secs
 
     def _score(
         self, model: ScoringModel | None, frame: pd.DataFrame
@@ -265,24 +250,18 @@ class DecisionEngine:
             try:
                 self._decide([event], result)
             except Exception as exc:
-                result.dlq.append(dead_letter(rec, exc, "decide_error", "decide"))
+                result.dlq.append(dead_letter(rec, exc, "decide"))
 
 
-def dead_letter(rec: RawRecord, exc: Exception, reason: str, stage: str) -> DeadLetter:
-    """A dead-letter record keeping the raw bytes (up to 64 KiB) and the source position."""
-    raw = rec.value if rec.value is not None else b""
-    kept = raw[:DLQ_RAW_LIMIT]
-    return DeadLetter(
-        reason=reason,
-        error_class=type(exc).__name__,
-        error_message=str(exc)[:2000],
-        stage=stage,  # type: ignore[arg-type]
+def dead_letter(rec: RawRecord, exc: BaseException, stage: Stage) -> DeadLetter:
+    """A dead-letter record keeping the raw bytes and the source position."""
+    return make_dead_letter(
+        exc,
+        rec.value or b"",
+        stage=stage,
         source_topic=rec.topic,
         source_partition=rec.partition,
         source_offset=rec.offset,
         source_key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
-        raw=base64.b64encode(kept).decode("ascii"),
-        raw_size=len(raw),
-        raw_truncated=len(kept) < len(raw),
         failed_at=datetime.now(UTC),
     )

@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from decisioning.contracts import EventError
 from models.spec import FeatureSpec
 
 __all__ = ["FeatureTypeError", "UnknownFeatureError", "check_features"]
 
 
-class FeatureTypeError(ValueError):
+class FeatureTypeError(EventError):
     """A feature value does not have the type its spec column declares."""
 
     reason = "feature_type"
 
 
-class UnknownFeatureError(ValueError):
+class UnknownFeatureError(EventError):
     """An event names a feature the spec does not know."""
 
     reason = "unknown_feature"

@@ -44,3 +44,35 @@ def accounted(bootstrap: str, topics: Topics) -> tuple[Counter[str], list[dict[s
     decisions = read_committed(bootstrap, topics.decisions)
     dlq = read_committed(bootstrap, topics.dlq)
     return Counter(d["event_id"] for d in decisions), dlq
+
+
+class CommittedReader:
+    """Keeps a read_committed consumer open and accumulates records as they commit."""
+
+    def __init__(self, bootstrap: str, *topics: str) -> None:
+        self.records: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
+        self._consumer = KafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+
+    def poll(self, timeout_ms: int = 500) -> int:
+        """Read what is committed now; returns how many records were new."""
+        new = 0
+        for tp, msgs in self._consumer.poll(timeout_ms=timeout_ms, max_records=50_000).items():
+            self.records[tp.topic].extend(
+                {**json.loads(m.value), "_partition": tp.partition, "_offset": m.offset}
+                for m in msgs
+            )
+            new += len(msgs)
+        return new
+
+    def count(self, topic: str) -> int:
+        """Records seen so far on ``topic`` (after a poll)."""
+        return len(self.records[topic])
+
+    def close(self) -> None:
+        self._consumer.close()
