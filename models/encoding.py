@@ -1,0 +1,383 @@
+"""TabularEncoder: spec-driven, vectorised feature encoding shared by training and serving.
+
+Fitted on training rows only. Numeric columns may first be transformed (``transform: log1p``,
+a signed log1p for skewed amounts). Numeric and boolean columns are imputed per their missing-value
+policy, optionally get a missing-indicator column, and every numeric-matrix column is
+standardised with the training mean/std (so 0 is the training average, the baseline used for
+contributions). Categorical columns get a vocabulary: index 0 is ``<missing>``, 1 is ``<unk>``
+(a category never seen in training), then the training categories by frequency. Torch models
+embed the indices; scikit-learn models use :meth:`TabularEncoder.one_hot`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from models.spec import ColumnSpec, FeatureSpec, spec_from_mapping
+
+__all__ = ["MISSING_TOKEN", "UNKNOWN_TOKEN", "EncodedBatch", "EncoderError", "TabularEncoder"]
+
+MISSING_TOKEN = "<missing>"
+UNKNOWN_TOKEN = "<unk>"
+_FORMAT = "decisionflow.tabular_encoder"
+_FORMAT_VERSION = 1
+
+Float32Array = npt.NDArray[np.float32]
+Int64Array = npt.NDArray[np.int64]
+
+
+class EncoderError(ValueError):
+    """Encoder misuse: not fitted, a column absent from the frame, a malformed JSON state."""
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """The encoded form of a batch of rows.
+
+    ``numeric`` is (n_rows, n_numeric) float32, ``categorical`` is (n_rows, n_categorical) int64
+    vocabulary indices. ``numeric_groups[j]`` / ``categorical_groups[j]`` give the index (into
+    ``feature_names``, the raw spec features) that matrix column j comes from.
+    """
+
+    numeric: Float32Array
+    categorical: Int64Array
+    numeric_names: tuple[str, ...]
+    categorical_names: tuple[str, ...]
+    numeric_groups: Int64Array
+    categorical_groups: Int64Array
+    feature_names: tuple[str, ...]
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows in the batch."""
+        return int(self.numeric.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of raw spec features (the width of a contributions matrix)."""
+        return len(self.feature_names)
+
+    def take(self, rows: npt.NDArray[np.int64] | slice) -> EncodedBatch:
+        """A batch with only the given rows (same columns)."""
+        return EncodedBatch(
+            numeric=self.numeric[rows],
+            categorical=self.categorical[rows],
+            numeric_names=self.numeric_names,
+            categorical_names=self.categorical_names,
+            numeric_groups=self.numeric_groups,
+            categorical_groups=self.categorical_groups,
+            feature_names=self.feature_names,
+        )
+
+
+def _category_strings(series: pd.Series) -> pd.Series:
+    """Normalise values to strings (NaN kept): 1, 1.0 and "1" all become "1"."""
+    missing = series.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(series):
+        out = series.astype(object).map({True: "true", False: "false"})
+    elif pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = np.where(missing, 0.0, values)
+        if np.all(np.mod(finite, 1.0) == 0):
+            strings = finite.astype(np.int64).astype(str).astype(object)
+        else:
+            strings = finite.astype(str).astype(object)
+        out = pd.Series(strings, index=series.index, dtype=object)
+    else:
+        out = series.astype(object).astype(str)
+    return out.where(~missing, other=np.nan)
+
+
+def _numeric_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float64]:
+    values = np.array(
+        pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+        dtype=np.float64,
+        copy=True,
+    )
+    values[~np.isfinite(values)] = np.nan
+    if col.transform == "log1p":  # signed log1p: monotone, defined for negatives too
+        values = np.asarray(np.sign(values) * np.log1p(np.abs(values)), dtype=np.float64)
+    return values
+
+
+def _boolean_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float64]:
+    mapping = {v.lower(): 1.0 for v in col.true_values}
+    mapping.update({v.lower(): 0.0 for v in col.false_values})
+    strings = _category_strings(series)
+    mapped = strings.str.lower().map(mapping)
+    return np.asarray(mapped.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def _fill_value(values: npt.NDArray[np.float64], col: ColumnSpec) -> float:
+    observed = values[~np.isnan(values)]
+    strategy = col.resolved_strategy
+    if strategy == "constant":
+        fill = col.missing.fill_value
+        if isinstance(fill, str) and col.type == "boolean":
+            return 1.0 if fill.lower() in {v.lower() for v in col.true_values} else 0.0
+        return float(fill)  # type: ignore[arg-type]
+    if observed.size == 0:
+        return 0.0
+    if strategy == "mean":
+        return float(observed.mean())
+    if strategy == "median":
+        return float(np.median(observed))
+    uniq, counts = np.unique(observed, return_counts=True)
+    return float(uniq[np.argmax(counts)])  # most_frequent: ties -> smallest value
+
+
+def _moments(values: npt.NDArray[np.float64]) -> tuple[float, float]:
+    mean = float(values.mean()) if values.size else 0.0
+    std = float(values.std()) if values.size else 1.0
+    return mean, (std if std > 1e-12 else 1.0)
+
+
+class TabularEncoder:
+    """Spec-driven encoder; fit on training rows only, then transform any batch."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self.state: dict[str, dict[str, Any]] = {}
+        self._fitted = False
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, df: pd.DataFrame) -> TabularEncoder:
+        """Learn imputation values, standardisation and vocabularies from ``df`` (train rows)."""
+        self._check_columns(df)
+        state: dict[str, dict[str, Any]] = {}
+        for col in self.spec.columns:
+            series = df[col.name]
+            if col.type == "categorical":
+                state[col.name] = self._fit_categorical(series, col)
+            else:
+                raw = (
+                    _numeric_values(series, col)
+                    if col.type == "numeric"
+                    else _boolean_values(series, col)
+                )
+                isnan = np.isnan(raw)
+                fill = _fill_value(raw, col)
+                mean, std = _moments(np.where(isnan, fill, raw))
+                entry: dict[str, Any] = {"type": col.type, "fill": fill, "mean": mean, "std": std}
+                if col.missing.indicator:
+                    entry["ind_mean"], entry["ind_std"] = _moments(isnan.astype(np.float64))
+                state[col.name] = entry
+        self.state = state
+        self._fitted = True
+        return self
+
+    @staticmethod
+    def _fit_categorical(series: pd.Series, col: ColumnSpec) -> dict[str, Any]:
+        strings = _category_strings(series)
+        counts = strings.dropna().value_counts()
+        ranked = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+        vocab = [str(k) for k, _ in ranked[: col.max_categories]]
+        strategy = col.resolved_strategy
+        fill_index = 0
+        if strategy == "most_frequent" and vocab:
+            fill_index = 2
+        elif strategy == "constant":
+            fill = str(col.missing.fill_value)
+            fill_index = vocab.index(fill) + 2 if fill in vocab else 1
+        entry: dict[str, Any] = {"type": "categorical", "vocab": vocab, "fill_index": fill_index}
+        entry["baseline_index"] = 2 if vocab else fill_index
+        if col.missing.indicator:
+            entry["ind_mean"], entry["ind_std"] = _moments(
+                strings.isna().to_numpy().astype(np.float64)
+            )
+        return entry
+
+    # ---------------------------------------------------------------- transform
+    def _check_columns(self, df: pd.DataFrame) -> None:
+        absent = [c for c in self.spec.feature_names if c not in df.columns]
+        if absent:
+            raise EncoderError(f"frame lacks feature column(s) {absent}")
+
+    def _require_fitted(self) -> None:
+        if not self._fitted:
+            raise EncoderError("TabularEncoder is not fitted: call fit(train_df) first")
+
+    def transform(self, df: pd.DataFrame) -> EncodedBatch:
+        """Encode a frame (vectorised). Unknown categories map to ``<unk>``, never raise."""
+        self._require_fitted()
+        self._check_columns(df)
+        n = len(df)
+        num_cols: list[npt.NDArray[np.float64]] = []
+        cat_cols: list[Int64Array] = []
+        for col in self.spec.columns:
+            st = self.state[col.name]
+            series = df[col.name]
+            if col.type == "categorical":
+                strings = _category_strings(series)
+                isnan = strings.isna().to_numpy()
+                codes = pd.Categorical(strings, categories=st["vocab"]).codes.astype(np.int64)
+                idx = np.where(codes < 0, 1, codes + 2)
+                idx = np.where(isnan, st["fill_index"], idx).astype(np.int64)
+                cat_cols.append(idx)
+            else:
+                raw = (
+                    _numeric_values(series, col)
+                    if col.type == "numeric"
+                    else _boolean_values(series, col)
+                )
+                isnan = np.isnan(raw)
+                filled = np.where(isnan, st["fill"], raw)
+                num_cols.append((filled - st["mean"]) / st["std"])
+            if col.missing.indicator:
+                num_cols.append((isnan.astype(np.float64) - st["ind_mean"]) / st["ind_std"])
+        numeric = (
+            np.column_stack(num_cols).astype(np.float32)
+            if num_cols
+            else np.zeros((n, 0), dtype=np.float32)
+        )
+        categorical = (
+            np.column_stack(cat_cols).astype(np.int64)
+            if cat_cols
+            else np.zeros((n, 0), dtype=np.int64)
+        )
+        return EncodedBatch(
+            numeric=np.ascontiguousarray(numeric),
+            categorical=np.ascontiguousarray(categorical),
+            numeric_names=self.numeric_names,
+            categorical_names=self.categorical_names,
+            numeric_groups=self.numeric_groups,
+            categorical_groups=self.categorical_groups,
+            feature_names=tuple(self.spec.feature_names),
+        )
+
+    def fit_transform(self, df: pd.DataFrame) -> EncodedBatch:
+        """``fit(df)`` then ``transform(df)``."""
+        return self.fit(df).transform(df)
+
+    # ------------------------------------------------------------- layout info
+    def _numeric_layout(self) -> list[tuple[str, int]]:
+        layout: list[tuple[str, int]] = []
+        for i, col in enumerate(self.spec.columns):
+            if col.type != "categorical":
+                layout.append((col.name, i))
+            if col.missing.indicator:
+                layout.append((f"{col.name}__missing", i))
+        return layout
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        """Names of the numeric-matrix columns (``<col>__missing`` for indicators)."""
+        return tuple(name for name, _ in self._numeric_layout())
+
+    @property
+    def numeric_groups(self) -> Int64Array:
+        """Raw-feature index of each numeric-matrix column."""
+        return np.array([g for _, g in self._numeric_layout()], dtype=np.int64)
+
+    @property
+    def categorical_names(self) -> tuple[str, ...]:
+        """Names of the categorical-matrix columns (the categorical spec columns)."""
+        return tuple(c.name for c in self.spec.columns if c.type == "categorical")
+
+    @property
+    def categorical_groups(self) -> Int64Array:
+        """Raw-feature index of each categorical-matrix column."""
+        return np.array(
+            [i for i, c in enumerate(self.spec.columns) if c.type == "categorical"],
+            dtype=np.int64,
+        )
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Embedding table size of each categorical column (vocab + ``<missing>``, ``<unk>``)."""
+        self._require_fitted()
+        return [len(self.state[n]["vocab"]) + 2 for n in self.categorical_names]
+
+    def vocabulary(self, column: str) -> list[str]:
+        """Full index-ordered vocabulary of a categorical column, tokens included."""
+        self._require_fitted()
+        return [MISSING_TOKEN, UNKNOWN_TOKEN, *self.state[column]["vocab"]]
+
+    @property
+    def baseline_categories(self) -> Int64Array:
+        """Per categorical column, the index used as its baseline (the training mode)."""
+        self._require_fitted()
+        return np.array(
+            [self.state[n]["baseline_index"] for n in self.categorical_names], dtype=np.int64
+        )
+
+    # ------------------------------------------------------------------ one-hot
+    @property
+    def one_hot_names(self) -> tuple[str, ...]:
+        """Names of the one-hot columns, ``<col>=<category>``."""
+        return tuple(
+            f"{name}={token}" for name in self.categorical_names for token in self.vocabulary(name)
+        )
+
+    @property
+    def one_hot_groups(self) -> Int64Array:
+        """Raw-feature index of each one-hot column."""
+        groups = [
+            [int(g)] * card
+            for g, card in zip(self.categorical_groups, self.cardinalities, strict=True)
+        ]
+        return np.array([g for block in groups for g in block], dtype=np.int64)
+
+    def one_hot(self, batch: EncodedBatch) -> Float32Array:
+        """Dense one-hot float32 matrix of the categorical indices (vectorised)."""
+        cards = self.cardinalities
+        offsets = np.concatenate([[0], np.cumsum(cards)[:-1]]).astype(np.int64)
+        out = np.zeros((batch.n_rows, int(sum(cards))), dtype=np.float32)
+        if cards:
+            rows = np.repeat(np.arange(batch.n_rows), len(cards))
+            cols = (batch.categorical + offsets[None, :]).ravel()
+            out[rows, cols] = 1.0
+        return out
+
+    def design_matrix(self, batch: EncodedBatch) -> tuple[Float32Array, Int64Array]:
+        """``[numeric | one-hot]`` float32 matrix and the raw-feature index of each column."""
+        matrix = np.hstack([batch.numeric, self.one_hot(batch)]).astype(np.float32)
+        groups = np.concatenate([batch.numeric_groups, self.one_hot_groups]).astype(np.int64)
+        return matrix, groups
+
+    # -------------------------------------------------------------- persistence
+    def to_json(self) -> str:
+        """Serialise the fitted state (with the spec it was fitted for) as JSON text."""
+        self._require_fitted()
+        payload = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "spec_hash": self.spec.hash,
+            "spec": self.spec.to_dict(),
+            "state": self.state,
+        }
+        return json.dumps(payload, sort_keys=True, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, spec: FeatureSpec | None = None) -> TabularEncoder:
+        """Rebuild a fitted encoder; if ``spec`` is given its hash must match the saved one."""
+        try:
+            payload = json.loads(text)
+            if payload.get("format") != _FORMAT:
+                raise EncoderError(f"not a {_FORMAT} document")
+            saved_spec = spec_from_mapping(payload["spec"], "encoder.json")
+            state = payload["state"]
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise EncoderError(f"malformed encoder JSON: {exc}") from None
+        if spec is not None and spec.hash != saved_spec.hash:
+            raise EncoderError(
+                f"encoder was fitted for spec {saved_spec.hash[:12]}, not {spec.hash[:12]}"
+            )
+        missing = [c for c in saved_spec.feature_names if c not in state]
+        if missing:
+            raise EncoderError(f"malformed encoder JSON: no state for column(s) {missing}")
+        enc = cls(spec or saved_spec)
+        for entry in state.values():
+            for key in ("fill", "mean", "std", "ind_mean", "ind_std"):
+                if key in entry and not math.isfinite(float(entry[key])):
+                    raise EncoderError(f"malformed encoder JSON: non-finite {key}")
+        enc.state = state
+        enc._fitted = True
+        return enc

