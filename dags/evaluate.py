@@ -1,0 +1,105 @@
+"""
+### decisionflow: evaluate (daily)
+
+Measures how the deployed models do on live traffic and whether the inputs drifted.
+
+1. **extract**: decisions of the last `window_days` joined to their outcomes, and the features
+   of the events in the window, from the decision store (filled by `decisionflow sink`).
+2. **quality**: accuracy, precision, recall, F1, ROC-AUC per model version and policy arm;
+   approve / review / decline rates.
+3. **drift**: PSI per feature between the promoted model's training data and the window.
+4. **report**: `metrics.json`, `quality.csv`, `decision_rates.csv`, `drift.csv` under
+   `var/reports/<day>/` for the analysts.
+5. **quality_alert**: emits the `decisionflow://quality-alert` asset event, which starts the
+   retrain DAG, when F1 of a champion falls below `f1_floor` or a feature's PSI passes
+   `psi_limit` (skipped otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+QUALITY_ALERT = Asset("decisionflow://quality-alert")
+
+DEFAULT_ARGS = {"retries": 2, "retry_delay": pendulum.duration(minutes=2)}
+
+
+@dag(
+    dag_id="decisionflow_evaluate",
+    schedule=os.environ.get("DECISIONFLOW_EVALUATE_CRON", "30 5 * * *"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["decisionflow", "evaluation", "monitoring"],
+    default_args=DEFAULT_ARGS,
+    params={
+        "spec": Param("credit_data", type="string", description="Feature spec name or path."),
+        "window_days": Param(
+            7.0, type="number", minimum=0.01, description="Days of decisions to evaluate."
+        ),
+        "threshold": Param(
+            0.5, type="number", minimum=0, maximum=1, description="Score cut for F1 & co."
+        ),
+        "f1_floor": Param(
+            0.5, type="number", minimum=0, maximum=1, description="Retrain below this F1."
+        ),
+        "psi_limit": Param(0.25, type="number", minimum=0, description="Retrain above this PSI."),
+        "min_labelled": Param(
+            50, type="integer", minimum=1, description="Labels needed before F1 counts."
+        ),
+    },
+)
+def decisionflow_evaluate() -> None:
+    @task
+    def extract(params: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+        from decisioning.monitoring import extract_window
+        from workers import dag_support as ds
+
+        work = ds.run_dir("decisionflow_evaluate", dag_run.run_id)
+        info = extract_window(ds.database_url(), params["spec"], params["window_days"], work)
+        return {**info, "work_dir": work}
+
+    @task
+    def quality(window: dict, params: dict) -> dict:
+        from decisioning.monitoring import compute_quality
+
+        return compute_quality(window["work_dir"], params["spec"], params["threshold"])
+
+    @task
+    def drift(window: dict, params: dict) -> dict:
+        from decisioning.monitoring import compute_drift
+        from workers import dag_support as ds
+
+        reference = ds.reference_path(ds.model_name())
+        return compute_drift(window["work_dir"], params["spec"], reference)
+
+    @task
+    def report(window: dict, _q: dict, _d: dict, params: dict, ds=None) -> dict:  # type: ignore[no-untyped-def]
+        from decisioning.monitoring import write_quality_report
+        from workers import dag_support as support
+
+        return write_quality_report(
+            window["work_dir"],
+            support.reports_dir(),
+            ds,
+            params["f1_floor"],
+            params["psi_limit"],
+            params["min_labelled"],
+        )
+
+    @task(outlets=[QUALITY_ALERT])
+    def quality_alert(verdict: dict) -> dict:
+        if not verdict["retrain"]:
+            raise AirflowSkipException("quality is within bounds: no retrain")
+        return verdict
+
+    window = extract()
+    quality_alert(report(window, quality(window), drift(window)))
+
+
+decisionflow_evaluate()

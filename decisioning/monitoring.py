@@ -1,0 +1,169 @@
+"""Steps of the daily evaluate DAG: store window -> quality + drift -> reports -> trigger.
+
+Each function is one DAG task. They pass frames as Parquet files in a run-scoped ``work_dir``
+and return small JSON-safe dicts (XCom). :func:`write_quality_report` is the one call the
+analyst report builder replaces later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from decisioning import store
+from decisioning.evaluation import (
+    decision_rates,
+    drift_table,
+    quality_table,
+    retrain_trigger,
+)
+from models.spec import load_spec
+
+__all__ = [
+    "compute_drift",
+    "compute_quality",
+    "extract_window",
+    "write_quality_report",
+]
+
+REFERENCE_FILE = "reference.parquet"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy / pandas scalar
+        return _json_safe(value.item())
+    if value is pd.NA:
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = _json_safe(
+        frame.astype(object).where(frame.notna(), None).to_dict("records")
+    )
+    return out
+
+
+def extract_window(
+    database_url: str, spec_name: str, window_days: float, work_dir: str, end: str | None = None
+) -> dict[str, Any]:
+    """Read the last ``window_days`` of decisions (with outcomes) and event features.
+
+    Writes ``decisions.parquet`` and ``recent.parquet`` into ``work_dir``; ``end`` (ISO time,
+    default now) closes the window.
+    """
+    spec = load_spec(spec_name)
+    stop = datetime.fromisoformat(end) if end else datetime.now(UTC)
+    since = stop - timedelta(days=window_days)
+    engine = store.make_engine(database_url)
+    try:
+        store.create_schema(engine)
+        decided = store.decisions_with_outcomes(engine, since)
+        recent = store.recent_features(engine, since, spec)
+    finally:
+        engine.dispose()
+    out = Path(work_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    decided.to_parquet(out / "decisions.parquet", index=False)
+    recent.to_parquet(out / "recent.parquet", index=False)
+    return {
+        "since": since.isoformat(),
+        "until": stop.isoformat(),
+        "decisions": len(decided),
+        "labelled": int(decided["label"].notna().sum()),
+        "events": len(recent),
+    }
+
+
+def compute_quality(work_dir: str, spec_name: str, threshold: float = 0.5) -> dict[str, Any]:
+    """Metrics and decision rates per (model_version, arm) into ``quality/rates.parquet``."""
+    spec = load_spec(spec_name)
+    out = Path(work_dir)
+    decided = pd.read_parquet(out / "decisions.parquet")
+    quality = quality_table(decided, str(spec.label.positive), threshold)
+    rates = decision_rates(decided)
+    quality.to_parquet(out / "quality.parquet", index=False)
+    rates.to_parquet(out / "rates.parquet", index=False)
+    return {"groups": len(quality), "labelled": int(quality["labelled"].sum())}
+
+
+def compute_drift(
+    work_dir: str, spec_name: str, reference_path: str | None = None, bins: int = 10
+) -> dict[str, Any]:
+    """PSI per feature between the training reference and the window's events.
+
+    The reference is ``reference_path`` (the Parquet the last promotion wrote) when it
+    exists, else the spec's packaged dataset. Writes ``drift.parquet``.
+    """
+    from models.data import load_frame
+
+    spec = load_spec(spec_name)
+    out = Path(work_dir)
+    recent = pd.read_parquet(out / "recent.parquet")
+    if reference_path and Path(reference_path).is_file():
+        reference, origin = pd.read_parquet(reference_path), reference_path
+    else:
+        reference, origin = load_frame(spec), f"dataset {spec.source}"
+    if len(recent):
+        table = drift_table(reference, recent, spec, bins)
+    else:
+        table = pd.DataFrame(columns=["feature", "type", "psi", "n_train", "n_recent"])
+    table.to_parquet(out / "drift.parquet", index=False)
+    worst = table.iloc[0] if len(table) else None
+    return {
+        "reference": origin,
+        "worst_feature": None if worst is None else str(worst["feature"]),
+        "worst_psi": None if worst is None else _json_safe(float(worst["psi"])),
+    }
+
+
+def write_quality_report(
+    work_dir: str,
+    reports_dir: str,
+    day: str,
+    f1_floor: float = 0.5,
+    psi_limit: float = 0.25,
+    min_labelled: int = 50,
+) -> dict[str, Any]:
+    """Write the analyst reports for ``day`` and decide whether quality asks for a retrain.
+
+    Files under ``<reports_dir>/<day>/``: ``metrics.json`` (everything, with the verdict),
+    ``quality.csv``, ``decision_rates.csv``, ``drift.csv``. Returns the verdict and paths.
+    """
+    src = Path(work_dir)
+    quality = pd.read_parquet(src / "quality.parquet")
+    rates = pd.read_parquet(src / "rates.parquet")
+    drift = pd.read_parquet(src / "drift.parquet")
+    verdict = retrain_trigger(quality, drift, f1_floor, psi_limit, min_labelled)
+    out = Path(reports_dir) / day
+    out.mkdir(parents=True, exist_ok=True)
+    quality.to_csv(out / "quality.csv", index=False)
+    rates.to_csv(out / "decision_rates.csv", index=False)
+    drift.to_csv(out / "drift.csv", index=False)
+    doc = {
+        "day": day,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "rule": {"f1_floor": f1_floor, "psi_limit": psi_limit, "min_labelled": min_labelled},
+        "verdict": verdict.to_dict(),
+        "quality": _records(quality),
+        "decision_rates": _records(rates),
+        "drift": _records(drift),
+    }
+    (out / "metrics.json").write_text(json.dumps(_json_safe(doc), indent=1), encoding="utf-8")
+    return {
+        "retrain": verdict.retrain,
+        "reasons": verdict.reasons,
+        "report_dir": str(out),
+        "files": sorted(p.name for p in out.iterdir()),
+    }
