@@ -96,8 +96,10 @@ def decisionflow_retrain() -> None:
 
         work = ds.run_dir("decisionflow_retrain", dag_run.run_id)
         window = params["window_days"] or None
-        return {**extract_training_data(ds.database_url(), params["spec"], work, window),
-                "work_dir": work}  # fmt: skip
+        return {
+            **extract_training_data(ds.database_url(), params["spec"], work, window),
+            "work_dir": work,
+        }
 
     @task
     def validate(data: dict, params: dict) -> dict:

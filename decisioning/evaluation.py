@@ -88,8 +88,17 @@ def quality_table(
                 )
             )
         rows.append(row)
-    columns = [*GROUP_KEYS, "decisions", "labelled", "positive_rate", "accuracy", "precision",
-               "recall", "f1", "roc_auc"]  # fmt: skip
+    columns = [
+        *GROUP_KEYS,
+        "decisions",
+        "labelled",
+        "positive_rate",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -302,8 +302,12 @@ def evaluate_candidates(
         "candidates": results,
     }
     _write_json(out / "evaluation.json", doc)
-    return {"best": best, "metric": metric, "value": results[best]["metrics"].get(metric),
-            "candidates": {k: v["metrics"].get(metric) for k, v in results.items()}}  # fmt: skip
+    return {
+        "best": best,
+        "metric": metric,
+        "value": results[best]["metrics"].get(metric),
+        "candidates": {k: v["metrics"].get(metric) for k, v in results.items()},
+    }
 
 
 def gate_config(
@@ -429,8 +433,12 @@ def promote_candidate(
     registered = _read_json(out / "registered.json") if (out / "registered.json").is_file() else {}
     version = registered.get("version")
     if dry_run or version is None:
-        return {"promoted": False, "dry_run": True, "would_promote": verdict["promote"],
-                "reasons": verdict["reasons"]}  # fmt: skip
+        return {
+            "promoted": False,
+            "dry_run": True,
+            "would_promote": verdict["promote"],
+            "reasons": verdict["reasons"],
+        }
     registry = _registry(registry_url)
     reasons = "; ".join(verdict["reasons"])
     if verdict["promote"]:

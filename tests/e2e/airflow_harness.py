@@ -76,7 +76,7 @@ def dag_test(env: dict[str, str], dag_id: str, conf: dict[str, Any]) -> dict[str
             env["AIRFLOW__CORE__DAGS_FOLDER"],
             dag_id,
             json.dumps(conf),
-        ],  # fmt: skip
+        ],
         env=env,
         capture_output=True,
         text=True,

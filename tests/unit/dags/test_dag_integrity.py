@@ -40,8 +40,17 @@ def test_retrain_shape_and_params(dagbag: DagBag) -> None:
     assert set(dag.params) >= {"families", "window_days", "gate_metric", "gate_margin", "dry_run"}
     assert dag.params["families"] == ["logreg", "hgb"]
     ids = set(dag.task_ids)
-    assert ids >= {"extract", "validate", "train", "evaluate", "gate", "register", "promote",
-                   "reload", "report"}  # fmt: skip
+    assert ids >= {
+        "extract",
+        "validate",
+        "train",
+        "evaluate",
+        "gate",
+        "register",
+        "promote",
+        "reload",
+        "report",
+    }
     # one train task per family (mapped), all feeding the one evaluation
     assert dag.get_task("train").downstream_task_ids == {"evaluate"}
     # weekly by default, and the evaluate DAG's quality alert also starts it
