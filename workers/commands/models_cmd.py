@@ -1,0 +1,315 @@
+"""`decisionflow models ...`: train, evaluate, promote, rollback, list and compare models.
+
+Thin wrappers: every command calls one function of the ``models`` package. The registry URL
+defaults to ``$DECISIONFLOW_REGISTRY_URL``, else ``./var/registry``. Heavy imports (torch,
+scikit-learn) happen inside the commands so ``decisionflow --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from typing import Any
+
+import click
+
+__all__ = ["models_group", "register"]
+
+_FAMILIES_HELP = "Comma-separated model families (torch_mlp, logreg, hgb)."
+_HEADLINE = ("roc_auc", "pr_auc", "f1", "brier", "log_loss")
+
+
+def _registry(url: str | None) -> Any:
+    from models.registry import ModelRegistry, default_registry_url
+
+    return ModelRegistry(url or default_registry_url())
+
+
+def _families(value: str) -> list[str]:
+    from models.family import FAMILY_NAMES
+
+    names = [f.strip() for f in value.split(",") if f.strip()]
+    unknown = [f for f in names if f not in FAMILY_NAMES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown family {unknown}; choose from {list(FAMILY_NAMES)}")
+    return names
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header, *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+registry_option = click.option(
+    "--registry",
+    "registry_url",
+    default=None,
+    help="Registry path or fsspec URL [default: $DECISIONFLOW_REGISTRY_URL or ./var/registry].",
+)
+
+
+@click.command("train")
+@click.option(
+    "--spec",
+    "spec_ref",
+    default="credit_data",
+    show_default=True,
+    help="Packaged spec name or path to a spec YAML.",
+)
+@click.option("--families", default="torch_mlp,logreg,hgb", show_default=True, help=_FAMILIES_HELP)
+@registry_option
+@click.option("--name", default=None, help="Model name in the registry [default: spec name].")
+@click.option("--source", default=None, help="Data source overriding the spec's.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--test-size", type=float, default=0.2, show_default=True)
+@click.option(
+    "--tune/--no-tune",
+    default=True,
+    show_default=True,
+    help="Choose hyper-parameters on an inner validation split.",
+)
+@click.option(
+    "--promote/--no-promote",
+    default=False,
+    show_default=True,
+    help="Promote the best candidate to champion if it passes the gate.",
+)
+@click.option("--primary", default="roc_auc", show_default=True, help="Gate primary metric.")
+@click.option(
+    "--margin",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Required improvement of the primary metric.",
+)
+@click.option("--device", default=None, help="Torch device [default: cuda if present].")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_cmd(
+    spec_ref: str,
+    families: str,
+    registry_url: str | None,
+    name: str | None,
+    source: str | None,
+    seed: int,
+    test_size: float,
+    tune: bool,
+    promote: bool,
+    primary: str,
+    margin: float,
+    device: str | None,
+    progress: bool,
+) -> None:
+    """Train candidate families, register every version, gate and (optionally) promote."""
+    from models.gate import GateConfig
+    from models.retrain import retrain
+    from models.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(spec_ref)
+        report = retrain(
+            spec,
+            _registry(registry_url),
+            _families(families),
+            seed=seed,
+            name=name,
+            source=source,
+            test_size=test_size,
+            tune=tune,
+            promote=promote,
+            gate=GateConfig(primary=primary, margin=margin),
+            progress=progress,
+            device=device,
+        )
+    except (SpecError, ValueError, LookupError, OSError) as exc:
+        raise _fail(exc) from exc
+    rows = [
+        [c.version, c.family, *(c.metrics.headline()[m] for m in _HEADLINE), c.fit_seconds]
+        for c in report.candidates
+    ]
+    click.echo(_table(["version", "family", *_HEADLINE, "fit_s"], rows))
+    click.echo(f"challenger: v{report.best_version} ({report.best_family})")
+    if report.verdict is not None:
+        word = "PROMOTED to champion" if report.promoted else "NOT promoted"
+        click.echo(f"gate: {word}")
+        for reason in report.verdict.reasons:
+            click.echo(f"  - {reason}")
+
+
+@click.command("evaluate")
+@click.argument("name")
+@click.argument("ref", default="champion")
+@registry_option
+@click.option("--source", default=None, help="Data source overriding the spec's.")
+@click.option("--seed", type=int, default=None, help="Holdout seed [default: as registered].")
+@click.option("--json", "as_json", is_flag=True, help="Print the full metrics as JSON.")
+def evaluate_cmd(
+    name: str,
+    ref: str,
+    registry_url: str | None,
+    source: str | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    """Re-evaluate version/alias REF of model NAME on its holdout."""
+    from models.retrain import evaluate_registered
+
+    try:
+        metrics, same = evaluate_registered(_registry(registry_url), name, ref, seed, source)
+    except (ValueError, LookupError, OSError, RuntimeError) as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps({"metrics": metrics.to_dict(), "same_holdout": same}, indent=1))
+        return
+    for key, value in metrics.headline().items():
+        click.echo(f"{key:>14}: {_fmt(value)}")
+    if not same:
+        click.echo("note: this holdout differs from the one recorded at registration", err=True)
+
+
+@click.command("promote")
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--reason", required=True, help="Why (goes into the alias history).")
+@registry_option
+def promote_cmd(name: str, version: str, alias: str, reason: str, registry_url: str | None) -> None:
+    """Point ALIAS of model NAME at VERSION (manual promotion, recorded in the history)."""
+    try:
+        event = _registry(registry_url).promote(name, version, alias, reason)
+    except (ValueError, LookupError, RuntimeError) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"{name}: {alias} v{event.from_version} -> v{event.to_version}")
+
+
+@click.command("rollback")
+@click.argument("name")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--reason", default="manual rollback", show_default=True)
+@registry_option
+def rollback_cmd(name: str, alias: str, reason: str, registry_url: str | None) -> None:
+    """Restore the version ALIAS pointed to before its latest promotion."""
+    try:
+        event = _registry(registry_url).rollback(name, alias, reason)
+    except (ValueError, LookupError, RuntimeError) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"{name}: {alias} rolled back v{event.from_version} -> v{event.to_version}")
+
+
+@click.command("list")
+@click.argument("name", required=False)
+@registry_option
+def list_cmd(name: str | None, registry_url: str | None) -> None:
+    """Table of versions (metrics, aliases) of model NAME, or of every model."""
+    registry = _registry(registry_url)
+    try:
+        names = [name] if name else registry.list_models()
+        if not names:
+            click.echo(f"no models in {registry.url}")
+            return
+        rows = [
+            [
+                v.name,
+                v.version,
+                v.family,
+                ",".join(v.aliases) or "",
+                *(v.metrics.get(m) for m in _HEADLINE),
+                v.created_at[:19],
+            ]
+            for n in names
+            for v in registry.list_versions(n)
+        ]
+    except (ValueError, LookupError, RuntimeError) as exc:
+        raise _fail(exc) from exc
+    click.echo(_table(["model", "version", "family", "aliases", *_HEADLINE, "created"], rows))
+
+
+@click.command("compare")
+@click.option("--spec", "spec_ref", default="credit_data", show_default=True)
+@click.option("--families", default="torch_mlp,logreg,hgb", show_default=True, help=_FAMILIES_HELP)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    default="docs/model-comparison.md",
+    show_default=True,
+    help="Markdown report path ('-' for none).",
+)
+@click.option("--device", default=None, help="Torch device [default: cuda if present].")
+@click.option("--progress/--no-progress", default=False, show_default=True)
+def compare_cmd(
+    spec_ref: str, families: str, seed: int, out: str, device: str | None, progress: bool
+) -> None:
+    """Compare families on one stratified holdout; print the table, write the report."""
+    from models.compare import run_comparison
+    from models.spec import SpecError
+
+    command = shlex.join(
+        [
+            "decisionflow",
+            "models",
+            "compare",
+            "--spec",
+            spec_ref,
+            "--families",
+            families,
+            "--seed",
+            str(seed),
+        ]
+    )
+    try:
+        table = run_comparison(
+            spec_ref,
+            _families(families),
+            seed,
+            None if out == "-" else out,
+            command=command.strip(),
+            progress=progress,
+            device=device,
+        )
+    except (SpecError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    metrics = ["roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "precision", "recall", "f1"]
+    rows = [
+        [fam, *(float(table.loc[fam, m]) for m in metrics), table.loc[fam, "fit_seconds"]]
+        for fam in table.index
+    ]
+    click.echo(_table(["family", *metrics, "fit_s"], rows))
+    if out != "-":
+        click.echo(f"wrote {out}")
+
+
+_COMMANDS = (train_cmd, evaluate_cmd, promote_cmd, rollback_cmd, list_cmd, compare_cmd)
+
+
+@click.group("models")
+def models_group() -> None:
+    """Train, evaluate, compare and promote models; inspect the registry."""
+
+
+for _command in _COMMANDS:
+    models_group.add_command(_command)
+
+
+def register(group: click.Group) -> None:
+    """Add ``models`` (train/evaluate/promote/rollback/list/compare) to the CLI group.
+
+    The same commands are also added at top level (``decisionflow train`` ...) unless the group
+    already has a command of that name; ``list`` lives only under ``models``.
+    """
+    group.add_command(models_group)
+    for command in _COMMANDS:
+        if command.name and command.name != "list" and command.name not in group.commands:
+            group.add_command(command)
