@@ -113,9 +113,19 @@ def train_family(
     )
 
 
-def evaluate(scorer: Scorer, holdout_df: pd.DataFrame, threshold: float = 0.5) -> Metrics:
-    """Score ``holdout_df`` and compute all metrics against its labels."""
-    return compute_metrics(labels(holdout_df, scorer.spec), scorer.score(holdout_df), threshold)
+def evaluate(
+    scorer: Scorer,
+    holdout_df: pd.DataFrame,
+    spec: FeatureSpec | None = None,
+    threshold: float = 0.5,
+) -> Metrics:
+    """Score ``holdout_df`` and compute all metrics against its labels.
+
+    Labels follow ``spec`` (default: the scorer's own spec); hard-decision metrics use
+    ``threshold`` (and 0.5, always reported too).
+    """
+    y = labels(holdout_df, spec or scorer.spec)
+    return compute_metrics(y, scorer.score(holdout_df), threshold)
 
 
 def tune_family(
@@ -175,13 +185,25 @@ def train_candidates(
 ) -> dict[str, TrainedModel]:
     """Train (tuned, unless ``tune=False``: family defaults) one model per family."""
     out: dict[str, TrainedModel] = {}
-    for family in families:
+    names = list(families)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(names, desc="families", unit="family")
+    for family in names:
+        if bar is not None:
+            bar.set_postfix(family=family)
         if tune:
             out[family] = tune_family(
                 family, train_df, spec, seed, progress=progress, device=device
             )
         else:
             out[family] = train_family(family, train_df, spec, None, seed, None, progress, device)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return out
 
 
