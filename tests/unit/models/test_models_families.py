@@ -176,3 +176,17 @@ def test_unknown_family_and_params(synth_spec: FeatureSpec, synth_df: pd.DataFra
     enc = TabularEncoder(synth_spec).fit(synth_df)
     with pytest.raises(ValueError, match="unknown parameter"):
         get_family("logreg")(enc, {"alpha": 1})
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_unknown_categories_and_empty_records_score(
+    family: str, fitted: dict[str, ModelFamily], synth_spec: FeatureSpec
+) -> None:
+    from models.data import features_from_records
+
+    model = fitted[family]
+    frame = features_from_records([{"color": "purple", "flag": "maybe"}, {}], synth_spec)
+    batch = model.encoder.transform(frame)
+    proba = model.predict_proba(batch)
+    assert proba.shape == (2,) and np.isfinite(proba).all()
+    assert model.contributions(batch).shape == (2, len(synth_spec.feature_names))
