@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
     """Wire registry -> model holder -> engine -> loop. Heavy imports happen here."""
-    from models.registry import Registry
+    from models.registry import ModelRegistry
 
     from decisioning.arms import ArmConfig
     from decisioning.policy import load_policy
@@ -29,7 +29,7 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
 
     device = None if settings.device == "auto" else settings.device
     holder = ModelHolder(
-        Registry(settings.registry_url),
+        ModelRegistry(settings.registry_url),
         settings.model_name,
         poll_s=settings.reload_poll_s,
         device=device,

@@ -56,4 +56,4 @@ def _json_logs(loglevel: Any = None, **_: Any) -> None:
     """Workers log JSON lines (Celery leaves logging to us when this signal is connected)."""
     from workers.logs import configure_json_logging
 
-    configure_json_logging(str(loglevel or _settings.log_level))
+    configure_json_logging(loglevel or _settings.log_level)

@@ -95,7 +95,7 @@ class DecisionEngine:
         arms: ArmConfig | None = None,
         challenger: ScoringModel | None = None,
         challenger_policy: Policy | None = None,
-        model_name: str = "credit",
+        model_name: str = "credit_data",
     ) -> None:
         self.spec = spec
         self.max_message_bytes = max_message_bytes

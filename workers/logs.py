@@ -10,7 +10,7 @@ from pythonjsonlogger.json import JsonFormatter
 __all__ = ["configure_json_logging"]
 
 
-def configure_json_logging(level: str = "INFO") -> None:
+def configure_json_logging(level: str | int = "INFO") -> None:
     """Replace the root handlers with one JSON-lines handler on stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -21,5 +21,5 @@ def configure_json_logging(level: str = "INFO") -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level.upper() if isinstance(level, str) else level)
     logging.getLogger("kafka").setLevel(logging.WARNING)

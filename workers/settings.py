@@ -101,7 +101,7 @@ class _Base(BaseSettings):
         exclude=True,
     )
     registry_url: str = str(REPO_ROOT / "var" / "registry")
-    model_name: str = "credit"
+    model_name: str = "credit_data"
     log_level: str = "INFO"
 
     def model_post_init(self, __context: Any) -> None:

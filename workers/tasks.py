@@ -59,14 +59,14 @@ def score_file(
     Routed to the ``cpu`` queue by default (send it to ``gpu`` with ``queue="gpu"``); the
     task state reports progress as ``{"done": n, "total": m}``.
     """
-    from models.registry import Registry
+    from models.registry import ModelRegistry
 
     from decisioning.policy import load_policy
     from workers.engine import DecisionEngine
     from workers.settings import WorkerSettings
 
     settings = WorkerSettings()
-    model = Registry(settings.registry_url).load(settings.model_name, "champion")
+    model = ModelRegistry(settings.registry_url).load(settings.model_name, "champion")
     engine = DecisionEngine(
         model,
         load_policy(policy or settings.policy, known_features=model.spec.feature_names),

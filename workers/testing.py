@@ -19,7 +19,7 @@ class FakeModel:
     """Risk rises with Amount: score = Amount / (Amount + 2000). Can fail or stall on demand."""
 
     version: int = 1
-    name: str = "credit"
+    name: str = "credit_data"
     spec: FeatureSpec = None  # type: ignore[assignment]
     fail: bool = False
     delay_s: float = 0.0

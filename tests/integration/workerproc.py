@@ -22,12 +22,27 @@ class WorkerProcess:
         self.name = name
         self.log = log_dir / f"{name}.log"
         queue = f"test-{uuid.uuid4().hex[:8]}"  # batch-job queue nobody else uses
-        cmd = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-               "--pool=solo", "-n", f"{name}@test", "--decide", "-Q", queue,
-               "--without-gossip", "--without-mingle", "--loglevel=INFO"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "--pool=solo",
+            "-n",
+            f"{name}@test",
+            "--decide",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def kill(self) -> None:
         """SIGKILL: no clean-up at all (the open transaction stays open)."""
