@@ -18,10 +18,9 @@ log = logging.getLogger(__name__)
 
 def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
     """Wire registry -> model holder -> engine -> loop. Heavy imports happen here."""
-    from models.registry import ModelRegistry
-
     from decisioning.arms import ArmConfig
     from decisioning.policy import load_policy
+    from models.registry import ModelRegistry
     from workers import metrics
     from workers.decide_loop import DecisionLoop
     from workers.engine import DecisionEngine

@@ -59,9 +59,8 @@ def score_file(
     Routed to the ``cpu`` queue by default (send it to ``gpu`` with ``queue="gpu"``); the
     task state reports progress as ``{"done": n, "total": m}``.
     """
-    from models.registry import ModelRegistry
-
     from decisioning.policy import load_policy
+    from models.registry import ModelRegistry
     from workers.engine import DecisionEngine
     from workers.settings import WorkerSettings
 
