@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "workers.commands.models_cmd",
     "workers.commands.stream_cmd",
     "workers.commands.report_cmd",
+    "workers.commands.replay_cmd",
     "workers.commands.sink_cmd",
 )
 

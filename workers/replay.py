@@ -103,3 +103,40 @@ def replay_records(
             a, b = a.map(json.dumps), b.map(json.dumps)
         same &= (a == b) | (a.isna() & b.isna())
     return ReplayResult(replayed, changes, int(same.sum()), len(merged))
+
+
+def decisions_from_records(records: Iterable[RawRecord]) -> pd.DataFrame:
+    """Recorded decision records (JSON values) as a frame."""
+    rows = [json.loads(r.value) for r in records if r.value]
+    return pd.DataFrame(rows)
+
+
+def from_store(url: str) -> tuple[list[RawRecord], pd.DataFrame]:
+    """Events (rebuilt as raw JSON records) and recorded decisions from the store."""
+    import sqlalchemy as sa
+
+    from decisioning import store
+
+    engine = store.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            events = conn.execute(sa.select(store.events)).mappings().all()
+            recorded = pd.read_sql(sa.select(store.decisions), conn)
+    finally:
+        engine.dispose()
+    raws = []
+    for i, row in enumerate(events):
+        payload = {
+            "schema_version": 1,
+            "event_id": row["event_id"],
+            "entity_id": row["entity_id"],
+            "event_type": row["event_type"],
+            "event_time": pd.Timestamp(row["event_time"]).tz_localize(None).isoformat() + "Z",
+            "features": row["features"],
+        }
+        raws.append(RawRecord("store", 0, i, None, json.dumps(payload).encode()))
+    if not recorded.empty:
+        recorded["reasons"] = recorded["reasons"].map(
+            lambda r: json.loads(r) if isinstance(r, str) else r
+        )
+    return raws, recorded
