@@ -74,6 +74,12 @@ DEFAULT_ARGS = {"retries": 2, "retry_delay": pendulum.duration(minutes=2)}
         "window_days": Param(
             0, type="number", minimum=0, description="Days of labelled data to use; 0 = all."
         ),
+        "bootstrap_source": Param(
+            "",
+            type="string",
+            description="CSV/Parquet to train on while the store has no labels; "
+            "empty = the spec's packaged dataset.",
+        ),
         "min_rows": Param(500, type="integer", minimum=10, description="Rows needed to train."),
         "gate_metric": Param(
             "roc_auc",
@@ -97,7 +103,13 @@ def decisionflow_retrain() -> None:
         work = ds.run_dir("decisionflow_retrain", dag_run.run_id)
         window = params["window_days"] or None
         return {
-            **extract_training_data(ds.database_url(), params["spec"], work, window),
+            **extract_training_data(
+                ds.database_url(),
+                params["spec"],
+                work,
+                window,
+                source=params.get("bootstrap_source") or None,
+            ),
             "work_dir": work,
         }
 

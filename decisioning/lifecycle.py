@@ -77,11 +77,13 @@ def extract_training_data(
     work_dir: str,
     window_days: float | None = None,
     bootstrap: bool = True,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """Labelled rows for training: outcomes joined to the decided features in the store.
 
     ``window_days`` keeps events of the last N days (None: all). When the store has no
-    labelled row and ``bootstrap`` is on, the spec's packaged dataset is used instead.
+    labelled row and ``bootstrap`` is on, ``source`` (a CSV/Parquet path) or else the spec's
+    packaged dataset is used instead.
     Writes ``data.parquet`` (entity key, features, label) into ``work_dir``.
     """
     spec = load_spec(spec_name)
@@ -92,16 +94,17 @@ def extract_training_data(
         frame = store.labelled_frame(engine, spec, since)
     finally:
         engine.dispose()
-    source = "store"
+    used = "store"
     if len(frame) == 0 and bootstrap:
-        frame, source = load_frame(spec), f"dataset {spec.source}"
-        log.info("the store has no labelled rows: bootstrapping from %s", spec.source)
+        origin = source or spec.source
+        frame, used = load_frame(spec, source), f"dataset {origin}"
+        log.info("the store has no labelled rows: bootstrapping from %s", origin)
     columns = [spec.entity_key.column, *spec.feature_names, spec.label.column]
     frame = frame[[c for c in columns if c in frame.columns]]
     out = Path(work_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out / "data.parquet", index=False)
-    return {"rows": len(frame), "source": source, "since": since.isoformat() if since else None}
+    return {"rows": len(frame), "source": used, "since": since.isoformat() if since else None}
 
 
 # ------------------------------------------------------------------------------ validate

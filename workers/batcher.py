@@ -70,11 +70,11 @@ class MicroBatcher(Generic[T]):
         items, self._items, self._first_at = self._items, [], None
         return items
 
-    def drop(self, predicate: Callable[[T], bool]) -> int:
-        """Discard queued records matching ``predicate`` (e.g. of revoked partitions)."""
-        kept = [item for item in self._items if not predicate(item)]
-        dropped = len(self._items) - len(kept)
-        self._items = kept
-        if not kept:
+    def drop(self, predicate: Callable[[T], bool]) -> list[T]:
+        """Remove and return queued records matching ``predicate`` (e.g. of revoked
+        partitions)."""
+        dropped = [item for item in self._items if predicate(item)]
+        self._items = [item for item in self._items if not predicate(item)]
+        if not self._items:
             self._first_at = None
         return dropped

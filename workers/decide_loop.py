@@ -156,11 +156,37 @@ class DecisionLoop:
             )
         revoked = self.tracker.take()
         if revoked:
-            dropped = self.batcher.drop(lambda r: (r.topic, r.partition) in revoked)
-            log.info("partitions revoked %s; dropped %d buffered records", revoked, dropped)
+            self._forget(revoked)
         if self.batcher.ready():
             self._process(self.batcher.drain())
         self._update_lag()
+
+    def _forget(self, revoked: set[tuple[str, int]]) -> None:
+        """Drop buffered records of revoked partitions; rewind those assigned again.
+
+        A partition can be revoked and handed straight back in one rebalance. Whether the
+        client then resets its position to the committed offset or keeps its fetch position,
+        seeking to the first dropped offset makes the dropped records be read again: without
+        it they would be skipped and their offsets committed by a later batch.
+        """
+        assert self.consumer is not None
+        dropped = self.batcher.drop(lambda r: (r.topic, r.partition) in revoked)
+        first: dict[tuple[str, int], int] = {}
+        for rec in dropped:
+            key = (rec.topic, rec.partition)
+            first[key] = min(first.get(key, rec.offset), rec.offset)
+        rewound = 0
+        for tp in self.consumer.assignment():
+            offset = first.get((tp.topic, tp.partition))
+            if offset is not None:
+                self.consumer.seek(tp, offset)
+                rewound += 1
+        log.info(
+            "partitions revoked %s: dropped %d buffered records, rewound %d re-assigned",
+            sorted(revoked),
+            len(dropped),
+            rewound,
+        )
 
     def _shutdown(self) -> None:
         if len(self.batcher) and self.consumer is not None and self.producer is not None:

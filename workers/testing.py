@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -51,3 +52,102 @@ def valid_event(i: int, amount: float = 1000.0) -> dict[str, object]:
         {"Amount": amount, "Home": "rent", "Seniority": 3, "Income": 150.0, "Records": "no"},
         event_id=f"evt-{i}",
     )
+
+
+@dataclass(frozen=True)
+class _Msg:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+
+
+class FakeLogConsumer:
+    """A consumer double over in-memory partitions: poll reads from the fetch position.
+
+    ``rebalance_on_poll`` maps a poll number to (revoked, assigned) partition lists; the
+    listener is called like the real client does, and positions are kept, as kafka-python
+    does for partitions that are handed straight back.
+    """
+
+    def __init__(self, logs: dict[int, list[bytes]], topic: str = "events") -> None:
+        from kafka import TopicPartition
+
+        self.topic = topic
+        self.logs = logs
+        self.tps = {p: TopicPartition(topic, p) for p in logs}
+        self.positions = dict.fromkeys(logs, 0)
+        self.assigned = set(logs)
+        self.listener: Any = None
+        self.polls = 0
+        self.rebalance_on_poll: dict[int, tuple[list[int], list[int]]] = {}
+
+    def assignment(self) -> set[Any]:
+        return {self.tps[p] for p in self.assigned}
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.positions[tp.partition] = offset
+
+    def group_metadata(self) -> str:
+        return "group"
+
+    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[Any, list[Any]]:
+        self.polls += 1
+        if self.polls in self.rebalance_on_poll:
+            revoked, assigned = self.rebalance_on_poll[self.polls]
+            self.listener.on_partitions_revoked([self.tps[p] for p in revoked])
+            self.assigned = set(assigned)
+            self.listener.on_partitions_assigned([self.tps[p] for p in assigned])
+        out: dict[Any, list[Any]] = {}
+        for p in sorted(self.assigned):
+            start = self.positions[p]
+            chunk = self.logs[p][start : start + max_records]
+            if chunk:
+                out[self.tps[p]] = [
+                    _Msg(self.topic, p, start + i, f"k{p}".encode(), v) for i, v in enumerate(chunk)
+                ]
+                self.positions[p] = start + len(chunk)
+                max_records -= len(chunk)
+        return out
+
+    def position(self, tp: Any, timeout_ms: int | None = None) -> int:
+        return self.positions[tp.partition]
+
+    def highwater(self, tp: Any) -> int:
+        return len(self.logs[tp.partition])
+
+    def close(self) -> None:
+        return None
+
+
+class FakeTxnProducer:
+    """A transactional producer double: keeps what committed transactions wrote."""
+
+    def __init__(self) -> None:
+        self.committed: list[tuple[str, bytes]] = []
+        self.offsets: dict[Any, int] = {}
+        self._open: list[tuple[str, bytes]] | None = None
+        self._offsets: dict[Any, int] = {}
+
+    def begin_transaction(self) -> None:
+        self._open, self._offsets = [], {}
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes = b"") -> None:
+        assert self._open is not None
+        self._open.append((topic, value))
+
+    def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: Any) -> None:
+        self._offsets = {tp: om.offset for tp, om in offsets.items()}
+
+    def commit_transaction(self) -> None:
+        assert self._open is not None
+        self.committed += self._open
+        self.offsets.update(self._offsets)
+        self._open = None
+
+    def abort_transaction(self) -> None:
+        self._open = None
+
+    def close(self, timeout: float | None = None) -> None:
+        return None

@@ -33,9 +33,9 @@ def test_drop_removes_matching_records_and_resets_wait() -> None:
     clock = Clock()
     b: MicroBatcher[int] = MicroBatcher(10, 50, clock)
     b.add([1, 2, 3, 4])
-    assert b.drop(lambda x: x % 2 == 0) == 2
+    assert b.drop(lambda x: x % 2 == 0) == [2, 4]
     assert b.drain_all() == [1, 3]
     b.add([5])
-    assert b.drop(lambda _x: True) == 1
+    assert b.drop(lambda _x: True) == [5]
     clock.t = 10
     assert not b.ready()

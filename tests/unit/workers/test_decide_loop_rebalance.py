@@ -1,0 +1,67 @@
+"""The decide loop over in-package client doubles: a partition revoked while records are
+buffered and handed straight back is still decided exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from decisioning.policy import load_policy
+from workers.decide_loop import DecisionLoop
+from workers.engine import DecisionEngine
+from workers.settings import WorkerSettings
+from workers.testing import FakeLogConsumer, FakeModel, FakeTxnProducer, valid_event
+
+
+def _loop(consumer: FakeLogConsumer, producer: FakeTxnProducer) -> DecisionLoop:
+    model = FakeModel()
+    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
+    settings = WorkerSettings(_env_file=None, max_batch_size=50, max_wait_ms=10_000)
+    loop = DecisionLoop(settings, engine, worker_name="unit")
+    consumer.listener = loop.tracker
+    loop.tracker.on_partitions_assigned(consumer.assignment())
+    loop.consumer, loop.producer = consumer, producer  # type: ignore[assignment]
+    return loop
+
+
+def _events(n: int, partition: int) -> list[bytes]:
+    return [json.dumps(valid_event(partition * 1000 + i)).encode() for i in range(n)]
+
+
+def test_revoked_and_reassigned_partition_is_reread_not_skipped() -> None:
+    consumer = FakeLogConsumer({0: _events(80, 0), 1: _events(80, 1)})
+    # poll 1 buffers 40 records (batch not full); poll 2 revokes both and hands back both
+    consumer.rebalance_on_poll = {2: ([0, 1], [0, 1])}
+    producer = FakeTxnProducer()
+    loop = _loop(consumer, producer)
+    original = consumer.poll
+
+    def first_poll_small(timeout_ms: int = 0, max_records: int = 500) -> dict:  # type: ignore[type-arg]
+        return original(timeout_ms, 20 if consumer.polls == 0 else max_records)
+
+    consumer.poll = first_poll_small  # type: ignore[method-assign]
+    for _ in range(20):
+        loop._run_once()
+    loop._shutdown()
+    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    assert set(decided) == {f"evt-{p * 1000 + i}" for p in (0, 1) for i in range(80)}
+    assert max(decided.values()) == 1
+    assert {tp.partition: off for tp, off in producer.offsets.items()} == {0: 80, 1: 80}
+
+
+def test_partition_moved_away_is_left_to_its_new_owner() -> None:
+    consumer = FakeLogConsumer({0: _events(30, 0), 1: _events(30, 1)})
+    consumer.rebalance_on_poll = {2: ([0, 1], [1])}
+    producer = FakeTxnProducer()
+    loop = _loop(consumer, producer)
+    original = consumer.poll
+    consumer.poll = lambda timeout_ms=0, max_records=500: original(  # type: ignore[method-assign]
+        timeout_ms, 10 if consumer.polls == 0 else max_records
+    )
+    for _ in range(10):
+        loop._run_once()
+    loop._shutdown()
+    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    assert set(decided) == {f"evt-{1000 + i}" for i in range(30)}  # partition 0 not ours now
+    assert max(decided.values()) == 1
+    assert {tp.partition for tp in producer.offsets} == {1}
