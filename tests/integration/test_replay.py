@@ -61,16 +61,21 @@ def test_replay_reproduces_decisions_and_reports_policy_changes(
 
     events = read_topic(bootstrap, topics.events)
     same = replay_records(
-        events, recorded, load_policy("credit_v1"),
+        events,
+        recorded,
+        load_policy("credit_v1"),
         lambda v: registry.load(spec.name, v if v is not None else "champion"),
     )
     assert same.compared == n and same.identical == n
     assert not same.changes["changed"].any()
 
-    env = {"DECISIONFLOW_REGISTRY_URL": str(registry.root),
-           **{f"DECISIONFLOW_TOPICS__{k.upper()}": v for k, v in topics.model_dump().items()}}
-    result = CliRunner().invoke(cli, ["replay", "--policy", "credit_v2_conservative",
-                                      "--by", "segment"], env=env)
+    env = {
+        "DECISIONFLOW_REGISTRY_URL": str(registry.root),
+        **{f"DECISIONFLOW_TOPICS__{k.upper()}": v for k, v in topics.model_dump().items()},
+    }
+    result = CliRunner().invoke(
+        cli, ["replay", "--policy", "credit_v2_conservative", "--by", "segment"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert f"replayed {n} decisions" in result.output
     assert "from_decision" in result.output and "True" in result.output  # some changed

@@ -117,7 +117,7 @@ def _group_state(bootstrap: str, group_id: str, topic: str) -> str:
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    committed = admin.list_consumer_group_offsets(group_id)
+    committed = admin.list_group_offsets({group_id: None}).get(group_id, {})
     admin.close()
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
@@ -128,6 +128,20 @@ def _group_state(bootstrap: str, group_id: str, topic: str) -> str:
     )
 
 
+def _wait_all(bootstrap: str, stream: dict[str, object], sent: int) -> None:
+    """Wait until every record sent is accounted for; explain the state if not."""
+    topics: Topics = stream["topics"]  # type: ignore[assignment]
+    reader: CommittedReader = stream["reader"]  # type: ignore[assignment]
+    workers: list[WorkerProcess] = stream["workers"]  # type: ignore[assignment]
+    try:
+        wait_for(lambda: _total(reader, topics, workers) >= sent, 180, "all events", poll=0.5)
+    except AssertionError:
+        state = _group_state(bootstrap, stream["group_id"], topics.events)  # type: ignore[arg-type]
+        raise AssertionError(
+            f"{_total(reader, topics, [])}/{sent} accounted; group offsets {state}\n{_logs(stream)}"
+        ) from None
+
+
 def test_two_workers_plain(bootstrap: str, stream: dict[str, object]) -> None:
     topics: Topics = stream["topics"]  # type: ignore[assignment]
     reader: CommittedReader = stream["reader"]  # type: ignore[assignment]
@@ -135,7 +149,7 @@ def test_two_workers_plain(bootstrap: str, stream: dict[str, object]) -> None:
     sent = _produce(bootstrap, topics, 0, N_EVENTS)
     start("w1")  # type: ignore[operator]
     start("w2")  # type: ignore[operator]
-    wait_for(lambda: _total(reader, topics, stream["workers"]) >= sent, 240, "all events", poll=0.5)
+    _wait_all(bootstrap, stream, sent)
     _assert_exactly_once(reader, topics, N_EVENTS)
     workers_seen = {d["model_version"] for d in reader.records[topics.decisions]}
     assert workers_seen == {1}
@@ -157,15 +171,7 @@ def test_sigkill_one_worker_mid_stream(bootstrap: str, stream: dict[str, object]
     w1.kill()
     assert _total(reader, topics, stream["workers"]) < sent, "too late to kill mid-stream"
     start(w1.name.rsplit("-", 1)[0])  # restarted under the same name: fences the dead one
-    try:
-        wait_for(
-            lambda: _total(reader, topics, stream["workers"]) >= sent, 120, "all events", poll=0.5
-        )
-    except AssertionError:
-        state = _group_state(bootstrap, stream["group_id"], topics.events)  # type: ignore[arg-type]
-        raise AssertionError(
-            f"{_total(reader, topics, [])}/{sent} accounted; group {state}\n{_logs(stream)}"
-        ) from None
+    _wait_all(bootstrap, stream, sent)
     _assert_exactly_once(reader, topics, N_EVENTS)
 
 
@@ -183,7 +189,7 @@ def test_promotion_and_reload_mid_stream(
     start("w2")  # type: ignore[operator]
     wait_for(
         lambda: _total(reader, topics, stream["workers"]) >= sent,
-        180,
+        240,
         "first half decided",
         poll=0.5,
     )
@@ -192,7 +198,7 @@ def test_promotion_and_reload_mid_stream(
 
     app.control.broadcast("reload_model", reply=False)
     sent += _produce(bootstrap, topics, half, N_EVENTS - half)
-    wait_for(lambda: _total(reader, topics, stream["workers"]) >= sent, 240, "all events", poll=0.5)
+    _wait_all(bootstrap, stream, sent)
     _assert_exactly_once(reader, topics, N_EVENTS)
     decisions = reader.records[topics.decisions]
     by_version = Counter(d["model_version"] for d in decisions)
