@@ -13,13 +13,15 @@ command prints where, never the secret itself.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["PASSWORD_FILE", "airflow_env", "main"]
+__all__ = ["PASSWORD_FILE", "airflow_env", "dag_test", "main", "migrate"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
@@ -96,6 +98,62 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.call([airflow, "standalone"], env=env)
     except KeyboardInterrupt:
         return 0
+
+
+_RUNNER = r"""
+import json, sys
+from airflow.models import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags[sys.argv[2]]
+run = dag.test(run_conf=json.loads(sys.argv[3]))
+states = {}
+for ti in run.get_task_instances():
+    key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+    states[key] = str(ti.state)
+print("DAGRUN=" + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": states}))
+"""
+
+
+def migrate(env: dict[str, str]) -> None:
+    """``airflow db migrate`` in the env's AIRFLOW_HOME."""
+    airflow = _airflow_bin()
+    proc = subprocess.run(
+        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"airflow db migrate failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
+
+
+def dag_test(env: dict[str, str], dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """Run ``dag.test(run_conf=conf)`` in a child; return the run state and task states."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _RUNNER,
+            env["AIRFLOW__CORE__DAGS_FOLDER"],
+            dag_id,
+            json.dumps(conf),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DAGRUN=")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"dag.test of {dag_id} failed (rc {proc.returncode}):\n"
+            + proc.stdout[-6000:]
+            + proc.stderr[-6000:]
+        )
+    result: dict[str, Any] = json.loads(lines[-1][len("DAGRUN=") :])
+    result["log"] = proc.stdout[-20000:] + proc.stderr[-20000:]
+    return result
 
 
 if __name__ == "__main__":  # pragma: no cover - thin entry point

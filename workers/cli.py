@@ -43,3 +43,7 @@ _register_all()
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m workers.cli`
+    main()

@@ -147,5 +147,6 @@ class SinkSettings(_Base):
     """The decision/outcome sink that lands Kafka records in the store."""
 
     database_url: SecretStr = SecretStr(f"sqlite:///{REPO_ROOT / 'var' / 'decisionflow.db'}")
-    group_id: str = "decisionflow-sink"
+    # not `group_id`: DECISIONFLOW_GROUP_ID names the decision workers' group
+    sink_group_id: str = "decisionflow-sink"
     batch_size: int = Field(default=1000, ge=1)

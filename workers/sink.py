@@ -89,7 +89,7 @@ class DecisionSink:
     def _consumer(self) -> KafkaConsumer:
         s = self.settings
         consumer = KafkaConsumer(
-            group_id=s.group_id,
+            group_id=s.sink_group_id,
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
@@ -104,10 +104,13 @@ class DecisionSink:
         store.create_schema(self.engine)
         consumer = self._consumer()
         last_data = time.monotonic()
+        assigned = False
         try:
             while not self._stop.is_set():
                 try:
                     polled = consumer.poll(timeout_ms=500)
+                    if not assigned and consumer.assignment():
+                        assigned, last_data = True, time.monotonic()  # idle counts from here
                 except KafkaError as exc:
                     log.warning("kafka poll failed (%s); retrying", exc)
                     self._stop.wait(1.0)

@@ -6,30 +6,12 @@ process with the test's environment; the test process never imports Airflow.
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-from workers.airflow_local import airflow_env
+from workers.airflow_local import airflow_env, dag_test, migrate
 
 REPO = Path(__file__).resolve().parents[2]
-
-_RUNNER = r"""
-import json, sys
-from airflow.models import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-assert not bag.import_errors, bag.import_errors
-dag = bag.dags[sys.argv[2]]
-run = dag.test(run_conf=json.loads(sys.argv[3]))
-states = {}
-for ti in run.get_task_instances():
-    key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-    states[key] = str(ti.state)
-print("DAGRUN=" + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": states}))
-"""
 
 
 def free_port() -> int:
@@ -57,38 +39,4 @@ def make_env(tmp: Path, database_url: str, port: int | None = None) -> dict[str,
     return env
 
 
-def migrate(env: dict[str, str]) -> None:
-    """``airflow db migrate`` in the env's AIRFLOW_HOME."""
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    proc = subprocess.run(
-        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-
-def dag_test(env: dict[str, str], dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
-    """Run ``dag.test(run_conf=conf)`` in a child; return the run state and task states."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _RUNNER,
-            env["AIRFLOW__CORE__DAGS_FOLDER"],
-            dag_id,
-            json.dumps(conf),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DAGRUN=")]
-    assert proc.returncode == 0 and lines, (
-        f"dag.test of {dag_id} failed (rc {proc.returncode}):\n"
-        + proc.stdout[-6000:]
-        + proc.stderr[-6000:]
-    )
-    result: dict[str, Any] = json.loads(lines[-1][len("DAGRUN=") :])
-    result["log"] = proc.stdout[-20000:] + proc.stderr[-20000:]
-    return result
+__all__ = ["dag_test", "free_port", "make_env", "migrate"]

@@ -67,7 +67,7 @@ def test_evaluate_measures_a_real_streaming_run(
         loop.stop()
         thread.join(30)
 
-    sink_settings = SinkSettings(topics=topics, group_id=group_id + "-sink")
+    sink_settings = SinkSettings(topics=topics, sink_group_id=group_id + "-sink")
     truth = dict(
         zip(live[spec.entity_key.column], live[spec.label.column].astype(str), strict=True)
     )

@@ -72,7 +72,7 @@ def test_sink_lands_every_record_once_even_when_replayed(
     producer.send(topics.decisions, value=_decision(0).model_dump_json().encode())  # duplicate
     producer.flush()
     producer.close()
-    settings = SinkSettings(topics=topics, group_id=group_id)
+    settings = SinkSettings(topics=topics, sink_group_id=group_id)
     labels = {f"evt-{i}": (f"app-{i:06d}", "bad" if i % 3 == 0 else "good") for i in range(100)}
     assert publish_outcomes(settings, labels) == 100
 
@@ -85,7 +85,7 @@ def test_sink_lands_every_record_once_even_when_replayed(
     assert (counts["events"], counts["decisions"], counts["outcomes"]) == (n, n, 100)
 
     # a new group replays everything from the start: nothing lands twice
-    replay = DecisionSink(settings.model_copy(update={"group_id": group_id + "-r"}), engine)
+    replay = DecisionSink(settings.model_copy(update={"sink_group_id": group_id + "-r"}), engine)
     second = replay.run(until_idle_s=3)
     assert sum(second.read.values()) == sum(first.read.values())
     assert sum(second.written.values()) == 0

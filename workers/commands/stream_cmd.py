@@ -45,6 +45,7 @@ __all__ = ["register"]
     help="Share of malformed events mixed in (they must land in the DLQ).",
 )
 @click.option("--topic", default=None, help="Target topic (default: settings' events topic).")
+@click.option("--id-prefix", default="", help="Prefix of every event_id (e.g. a run id).")
 @click.option("--seed", type=int, default=7, show_default=True)
 def produce(
     spec_name: str,
@@ -55,6 +56,7 @@ def produce(
     repeat: int,
     malformed: float,
     topic: str | None,
+    id_prefix: str,
     seed: int,
 ) -> None:
     """Stream a dataset's rows as events to Kafka, with a progress bar."""
@@ -90,7 +92,7 @@ def produce(
                 producer.send(
                     entity_id,
                     features,
-                    event_id=f"{entity_id}-r{r}",
+                    event_id=f"{id_prefix}{entity_id}-r{r}",
                     producer="decisionflow-produce",
                 )
                 counts["valid"] += 1

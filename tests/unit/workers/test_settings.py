@@ -44,3 +44,9 @@ def test_database_url_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     s = SinkSettings(_env_file=None)
     assert "pw-123" not in repr(s)
     assert s.database_url.get_secret_value().endswith("@db/x")
+
+
+def test_sink_never_joins_the_decision_workers_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DECISIONFLOW_GROUP_ID", "workers-group")
+    assert WorkerSettings(_env_file=None).group_id == "workers-group"
+    assert SinkSettings(_env_file=None).sink_group_id != "workers-group"

@@ -1,0 +1,82 @@
+"""`decisionflow report`: write the analyst reports (evaluation, operations, drift) of a day."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["register"]
+
+
+@click.command()
+@click.option("--day", default=None, help="Report day YYYY-MM-DD (UTC); default today.")
+@click.option(
+    "--reports-dir",
+    default=None,
+    help="Root of the reports (default DECISIONFLOW_REPORTS_DIR, else var/reports).",
+)
+@click.option(
+    "--database-url",
+    default=None,
+    help="The store's SQLAlchemy URL (default DECISIONFLOW_DATABASE_URL / settings).",
+)
+@click.option("--registry-url", default=None, help="Model registry (default from settings).")
+@click.option("--model-name", default=None, help="Registered model name (default settings).")
+@click.option("--spec", "spec_name", default="credit_data", show_default=True)
+@click.option("--window-days", type=float, default=7.0, show_default=True)
+@click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option("--gain-good-approved", type=float, default=1.0, show_default=True)
+@click.option("--loss-bad-approved", type=float, default=5.0, show_default=True)
+@click.option("--review-cost", type=float, default=0.3, show_default=True)
+def report(
+    day: str | None,
+    reports_dir: str | None,
+    database_url: str | None,
+    registry_url: str | None,
+    model_name: str | None,
+    spec_name: str,
+    window_days: float,
+    threshold: float,
+    gain_good_approved: float,
+    loss_bad_approved: float,
+    review_cost: float,
+) -> None:
+    """Build evaluation.html, operations.html and drift.html (+ CSV/Parquet tables) for DAY
+    under REPORTS_DIR/DAY/ and refresh REPORTS_DIR/index.html.
+
+    The same code runs in the evaluate and retrain DAGs.
+    """
+    from datetime import UTC, date, datetime
+
+    from decisioning.reports import build_reports
+    from decisioning.thresholds import Costs
+    from workers import dag_support as ds
+
+    if day is not None:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not YYYY-MM-DD", param_hint="--day") from None
+    name = model_name or ds.model_name()
+    paths = build_reports(
+        database_url or ds.database_url(),
+        reports_dir or ds.reports_dir(),
+        day or datetime.now(UTC).date().isoformat(),
+        registry=registry_url or ds.registry_url(),
+        model_name=name,
+        spec=spec_name,
+        window_days=window_days,
+        threshold=threshold,
+        costs=Costs(
+            gain_good_approved=gain_good_approved,
+            loss_bad_approved=loss_bad_approved,
+            review_cost=review_cost,
+        ),
+        reference_path=ds.reference_path(name),
+    )
+    for kind, path in paths.items():
+        click.echo(f"{kind:<11} {path}")
+
+
+def register(group: click.Group) -> None:
+    """Add `report` to the CLI group."""
+    group.add_command(report)
