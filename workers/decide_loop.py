@@ -97,8 +97,16 @@ class DecisionLoop:
             max_poll_interval_ms=s.max_poll_interval_ms,
             max_poll_records=s.max_batch_size,
             fetch_max_bytes=16 * 1024 * 1024,
+            metadata_max_age_ms=30_000,  # notice new partitions within 30 s
             **s.kafka.client_options(),
         )
+        # Fetch the topic's metadata before joining: a group leader without it assigns no
+        # partitions at all, and nothing is consumed until the next metadata refresh.
+        deadline = time.monotonic() + 30
+        while not consumer.partitions_for_topic(s.topics.events):
+            if time.monotonic() > deadline:
+                raise KafkaError(f"topic {s.topics.events!r} has no partitions (does it exist?)")
+            time.sleep(0.5)
         consumer.subscribe([s.topics.events], listener=self.tracker)
         return consumer
 
