@@ -1,0 +1,462 @@
+"""Plumbing for the benchmark: topics, events, producers, a committed-output reader,
+child processes (workers, loops) and their memory.
+
+Every run uses its own topic names, consumer groups, transactional ids and Celery queues
+(``bench.<run id>.*``), and :class:`Run` deletes its topics, groups and queues at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from workers.settings import Topics
+
+__all__ = [
+    "BurstProducer",
+    "Child",
+    "EventSource",
+    "OutputReader",
+    "Run",
+    "burst_produce",
+    "paced_produce",
+    "percentiles",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+_EVENT_ID = re.compile(rb'"event_id":"([^"]+)"')
+
+
+def percentiles(values: list[float], qs: tuple[float, ...] = (50, 99)) -> dict[str, float]:
+    """``{"p50": .., "p99": ..}`` of ``values`` (NaN when empty)."""
+    if not values:
+        return {f"p{q:g}": float("nan") for q in qs}
+    arr = np.asarray(values, dtype=np.float64)
+    return {f"p{q:g}": float(np.percentile(arr, q)) for q in qs}
+
+
+# --------------------------------------------------------------------------- events
+
+
+class EventSource:
+    """Serialised events built from the real credit table (rows cycled), keyed by entity."""
+
+    def __init__(self) -> None:
+        from models.data import load_frame
+        from models.spec import load_spec
+        from workers.producer import event_payload, events_from_frame
+
+        spec = load_spec("credit_data")
+        self._rows = list(
+            events_from_frame(load_frame(spec), spec.feature_names, spec.entity_key.column)
+        )
+        self._payload = event_payload
+
+    def make(self, prefix: str, n: int) -> list[tuple[bytes, bytes]]:
+        """``n`` (key, value) pairs; event ids are ``<prefix><index>``."""
+        out = []
+        for i in range(n):
+            entity_id, features = self._rows[i % len(self._rows)]
+            payload = self._payload(entity_id, features, event_id=f"{prefix}{i}")
+            out.append((entity_id.encode(), json.dumps(payload, allow_nan=False).encode()))
+        return out
+
+
+def _confluent_producer(bootstrap: str, linger_ms: int) -> Any:
+    from confluent_kafka import Producer
+
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": linger_ms,
+            "enable.idempotence": True,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
+
+
+class BurstProducer:
+    """Sends lists of events as fast as the client can (connected once, reused)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._kp: Any = None
+        try:
+            self._p: Any = _confluent_producer(bootstrap, 5)
+        except ImportError:
+            from kafka import KafkaProducer
+
+            self._p = None
+            self._kp = KafkaProducer(
+                bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024
+            )
+
+    def send(self, topic: str, events: list[tuple[bytes, bytes]]) -> float:
+        """Send and flush ``events``; returns the seconds it took."""
+        t0 = time.perf_counter()
+        if self._kp is not None:
+            for key, value in events:
+                self._kp.send(topic, key=key, value=value)
+            self._kp.flush()
+            return time.perf_counter() - t0
+        for key, value in events:
+            while True:
+                try:
+                    self._p.produce(topic, value=value, key=key)
+                    break
+                except BufferError:
+                    self._p.poll(0.01)
+        self._p.flush(60)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        """Flush and drop the client."""
+        if self._kp is not None:
+            self._kp.close()
+        else:
+            self._p.flush(10)
+
+
+def burst_produce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) -> float:
+    """One-off :class:`BurstProducer` send; returns the seconds it took (flushed)."""
+    producer = BurstProducer(bootstrap)
+    try:
+        return producer.send(topic, events)
+    finally:
+        producer.close()
+
+
+def paced_produce(
+    bootstrap: str, topic: str, events: list[tuple[bytes, bytes]], rate: float
+) -> tuple[float, float]:
+    """Open loop: event ``i`` is due at ``t0 + i / rate`` whatever the consumer does.
+
+    Returns ``(t0, achieved_rate)`` with ``t0`` on the ``time.perf_counter`` clock.
+    """
+    try:
+        p = _confluent_producer(bootstrap, 1)
+        send: Callable[[bytes, bytes], None] = lambda k, v: p.produce(topic, value=v, key=k)  # noqa: E731
+        serve: Callable[[], object] = lambda: p.poll(0)  # noqa: E731
+        flush: Callable[[], object] = lambda: p.flush(30)  # noqa: E731
+    except ImportError:
+        from kafka import KafkaProducer
+
+        kp = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+        send = lambda k, v: kp.send(topic, key=k, value=v)  # noqa: E731
+        serve = lambda: None  # noqa: E731
+        flush = kp.flush
+    t0 = time.perf_counter()
+    i = 0
+    n = len(events)
+    while i < n:
+        due = min(n, int((time.perf_counter() - t0) * rate) + 1)
+        while i < due:
+            send(*events[i])
+            i += 1
+        serve()
+        nxt = t0 + i / rate
+        wait = nxt - time.perf_counter()
+        if wait > 0:
+            time.sleep(min(wait, 0.005))
+    elapsed = time.perf_counter() - t0
+    flush()
+    return t0, n / elapsed if elapsed > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class OutputReader:
+    """Reads committed records (``read_committed``) of some topics on a thread.
+
+    Counts records and, when ``track_ids``, notes the receive time of each event id (parsed
+    from the decision JSON) for end-to-end latency. Uses confluent-kafka when installed (so
+    the reader is never the bottleneck), else kafka-python.
+    """
+
+    def __init__(self, bootstrap: str, topics: list[str], track_ids: bool = False) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.track_ids = track_ids
+        self.count = 0
+        self.received: dict[bytes, float] = {}
+        self.last_at = 0.0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="bench-reader", daemon=True)
+        self._ready = threading.Event()
+        self._thread.start()
+        self._ready.wait(30)
+
+    def _run(self) -> None:
+        try:
+            from confluent_kafka import Consumer
+        except ImportError:
+            self._run_kafka_python()
+            return
+        c = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 20,
+            }
+        )
+        c.subscribe(self.topics)
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                msgs = c.consume(num_messages=10_000, timeout=0.05)
+                now = time.perf_counter()
+                good = [m for m in msgs if m.error() is None]
+                self._note(now, [m.value() for m in good])
+        finally:
+            c.close()
+
+    def _run_kafka_python(self) -> None:
+        from kafka import KafkaConsumer
+
+        c = KafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            fetch_max_wait_ms=20,
+        )
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                polled = c.poll(timeout_ms=50, max_records=10_000)
+                now = time.perf_counter()
+                self._note(now, [m.value for msgs in polled.values() for m in msgs])
+        finally:
+            c.close()
+
+    def _note(self, now: float, values: list[bytes | None]) -> None:
+        if not values:
+            return
+        with self._lock:
+            self.count += len(values)
+            self.last_at = now
+            if self.track_ids:
+                for v in values:
+                    if v and (m := _EVENT_ID.search(v)):
+                        self.received.setdefault(m.group(1), now)
+
+    def wait_for(self, n: int, timeout: float, alive: Callable[[], None] | None = None) -> float:
+        """Wait until ``n`` records were read; returns the perf_counter time of the n-th."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.count >= n:
+                    return self.last_at
+            if alive is not None:
+                alive()
+            time.sleep(0.01)
+        raise TimeoutError(f"read {self.count}/{n} records of {self.topics} in {timeout:.0f}s")
+
+    def latencies_ms(self, prefix: str, due: Callable[[int], float]) -> list[float]:
+        """Receive time minus ``due(i)`` for every event id ``<prefix><i>`` seen."""
+        pre = prefix.encode()
+        with self._lock:
+            items = list(self.received.items())
+        return [(t - due(int(eid[len(pre) :]))) * 1000.0 for eid, t in items if eid.startswith(pre)]
+
+    def close(self) -> None:
+        """Stop the thread and close the consumer."""
+        self._stop.set()
+        self._thread.join(10)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Child:
+    """A child process (a worker or a loop) with its own log file and RSS probe."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.ps = psutil.Process(self.proc.pid)
+
+    def rss_mib(self) -> float:
+        """Resident set size now, MiB."""
+        return float(self.ps.memory_info().rss) / 2**20
+
+    def check(self) -> None:
+        """Raise if the process died."""
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+
+    def log_text(self) -> str:
+        """The whole log so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM (warm shutdown), SIGKILL after ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+@dataclass
+class Run:
+    """One benchmark run: its id, directories, stack addresses and everything to clean up."""
+
+    bootstrap: str
+    redis_url: str
+    out_dir: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    topics: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from kafka.admin import KafkaAdminClient
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir = self.out_dir / "logs"
+        self.log_dir.mkdir(exist_ok=True)
+        self.admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+
+    # ---- names
+    def name(self, phase: str) -> str:
+        """A name unique to this run and phase (for groups, ids, queues)."""
+        return f"bench-{self.run_id}-{phase}"
+
+    def make_topics(self, phase: str, partitions: int) -> Topics:
+        """Fresh events/decisions/shadow/dlq/outcomes topics for one phase."""
+        from kafka.admin import NewTopic
+
+        base = f"bench.{self.run_id}.{phase}"
+        topics = Topics(
+            events=f"{base}.events",
+            decisions=f"{base}.decisions",
+            shadow=f"{base}.shadow",
+            dlq=f"{base}.dlq",
+            outcomes=f"{base}.outcomes",
+        )
+        specs = [
+            NewTopic(topics.events, partitions, 1),
+            NewTopic(topics.decisions, partitions, 1),
+            NewTopic(topics.shadow, partitions, 1),
+            NewTopic(topics.dlq, 1, 1),
+            NewTopic(topics.outcomes, 1, 1),
+        ]
+        self.admin.create_topics(specs)
+        self.topics += [s.name for s in specs]
+        return topics
+
+    def env(self, topics: Topics, group: str, registry: Path, **extra: str) -> dict[str, str]:
+        """Environment of a child: its topics, group, registry, id prefix and settings."""
+        env = {
+            **os.environ,
+            "DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "DECISIONFLOW_REDIS_URL": self.redis_url,
+            "DECISIONFLOW_GROUP_ID": group,
+            "DECISIONFLOW_REGISTRY_URL": str(registry),
+            "DECISIONFLOW_TRANSACTIONAL_ID_PREFIX": group,
+            "DECISIONFLOW_MODEL_NAME": "credit_data",
+            "PYTHONUNBUFFERED": "1",
+            **{f"DECISIONFLOW_TOPICS__{k.upper()}": v for k, v in topics.model_dump().items()},
+        }
+        env.update(extra)
+        self.groups.append(group)
+        return env
+
+    # ---- children
+    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> Child:
+        """Start a child process (stopped by :meth:`close` at the latest)."""
+        child = Child(name, cmd, env, self.log_dir)
+        self.children.append(child)
+        return child
+
+    def start_worker(self, name: str, env: dict[str, str]) -> Child:
+        """A real decision worker: ``celery ... worker --pool=solo --decide``."""
+        queue = self.name(f"q-{name}")
+        self.queues.append(queue)
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+            "--pool=solo", "-n", f"{name}@bench", "--decide", "-Q", queue,
+            "--without-gossip", "--without-mingle", "--loglevel=INFO",
+        ]  # fmt: skip
+        return self.start(name, cmd, env)
+
+    def stop_children(self) -> None:
+        """Stop every child still running (warm shutdown first)."""
+        for child in self.children:
+            with contextlib.suppress(Exception):  # keep stopping the others
+                child.stop()
+        self.children = []
+
+    def wait_group(
+        self, group: str, members: int, children: list[Child], timeout: float = 180
+    ) -> float:
+        """Wait until ``group`` is Stable with ``members`` members that all own partitions."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            for c in children:
+                c.check()
+            try:
+                info = self.admin.describe_groups([group]).get(group) or {}
+            except Exception:
+                info = {}
+            if info.get("group_state") == "Stable" and len(info.get("members") or []) == members:
+                return time.monotonic() - t0
+            time.sleep(0.5)
+        raise TimeoutError(f"group {group} not stable with {members} members in {timeout:.0f}s")
+
+    # ---- clean-up
+    def close(self) -> None:
+        """Stop children, delete topics, consumer groups and Celery queues of this run."""
+        self.stop_children()
+        if self.topics:
+            try:
+                self.admin.delete_topics(self.topics)
+            except Exception as exc:
+                print(f"warning: could not delete topics: {exc}", file=sys.stderr)
+        if self.groups:
+            for group in set(self.groups):
+                with contextlib.suppress(Exception):  # a group that never committed
+                    self.admin.delete_groups([group])
+        self.admin.close()
+        if self.queues:
+            try:
+                import redis
+
+                r = redis.Redis.from_url(self.redis_url)
+                keys = [*self.queues]
+                for q in self.queues:
+                    keys += [k for k in r.scan_iter(match=f"*{q}*")]
+                r.delete(*keys)
+                r.close()
+            except Exception as exc:
+                print(f"warning: could not delete celery queues: {exc}", file=sys.stderr)

@@ -1,0 +1,90 @@
+"""Where the time goes: py-spy samples of a running worker, folded into stages.
+
+``py-spy record --format raw`` writes one line per distinct stack: ``frame;frame;... count``
+(root first). Each sample is charged to the deepest frame that names a stage of the
+decision path (see :data:`STAGES`); samples naming none are ``other``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+__all__ = ["STAGES", "fold_stacks", "record"]
+
+# (stage, substring of a py-spy frame "function (file:line)"); order does not matter: the
+# deepest matching frame of a stack wins.
+STAGES: list[tuple[str, str]] = [
+    ("kafka consume (poll/fetch)", "poll (kafka/consumer/group.py"),
+    ("kafka consume (poll/fetch)", "consume (confluent"),
+    ("parse + validate events", "_parse (workers/engine.py"),
+    ("features frame", "features_from_records (models/data.py"),
+    ("model score (encode + forward)", "score (models/registry.py"),
+    ("model explain (integrated gradients)", "explain (models/registry.py"),
+    ("policy decide", "decide_batch (decisioning/decide.py"),
+    ("build decision records", "build_decisions (decisioning/assemble.py"),
+    ("serialise decisions (pydantic JSON)", "model_dump_json ("),
+    ("kafka produce (send)", "send (kafka/producer/kafka.py"),
+    ("kafka record batches + crc32c (pure Python)", "(kafka/record/"),
+    ("kafka transaction (offsets + commit)", "send_offsets_to_transaction ("),
+    ("kafka transaction (offsets + commit)", "commit_transaction ("),
+    ("kafka transaction (offsets + commit)", "begin_transaction ("),
+    ("kafka client network thread", "_run_once (kafka/producer/sender.py"),
+    ("kafka client network thread", "(kafka/net/"),
+    ("kafka client network thread", "(kafka/client_async.py"),
+    ("scoring thread hand-off", "_score (workers/engine.py"),
+]
+
+
+def _stage(frames: list[str]) -> str:
+    for frame in reversed(frames):  # leaf first: the deepest named stage wins
+        for stage, needle in STAGES:
+            if needle in frame:
+                return stage
+    return "other"
+
+
+def fold_stacks(text: str) -> dict[str, Any]:
+    """Per-stage share of samples and the top leaf functions, from py-spy raw output."""
+    stages: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        stages[_stage(frames)] += n
+        leaves[frames[-1]] += n
+    if total == 0:
+        return {"samples": 0, "stages": {}, "top_leaves": []}
+    return {
+        "samples": total,
+        "stages": {k: round(100.0 * v / total, 1) for k, v in stages.most_common()},
+        "top_leaves": [
+            {"frame": k, "pct": round(100.0 * v / total, 1)} for k, v in leaves.most_common(12)
+        ],
+    }
+
+
+def record(pid: int, seconds: float, out: Path, rate: int = 100) -> dict[str, Any]:
+    """Sample ``pid`` for ``seconds`` with py-spy (active threads only), then fold it."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        return {"error": "py-spy is not installed (pip install py-spy)"}
+    cmd = [
+        exe, "record", "--pid", str(pid), "--duration", str(max(int(seconds), 1)),
+        "--rate", str(rate), "--format", "raw", "--output", str(out), "--nonblocking",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if proc.returncode != 0 or not out.exists():
+        return {"error": f"py-spy failed ({proc.returncode}): {proc.stderr[-500:]}"}
+    folded = fold_stacks(out.read_text())
+    folded["raw_file"] = str(out)
+    return folded
