@@ -8,8 +8,9 @@ Measures how the deployed models do on live traffic and whether the inputs drift
 2. **quality**: accuracy, precision, recall, F1, ROC-AUC per model version and policy arm;
    approve / review / decline rates.
 3. **drift**: PSI per feature between the promoted model's training data and the window.
-4. **report**: `metrics.json`, `quality.csv`, `decision_rates.csv`, `drift.csv` under
-   `var/reports/<day>/` for the analysts.
+4. **report**: the analyst reports `evaluation.html`, `operations.html`, `drift.html` (every
+   table also as CSV and Parquet) plus `metrics.json` under `var/reports/<day>/`, and the
+   `var/reports/index.html` of every day (same code as `decisionflow report`).
 5. **quality_alert**: emits the `decisionflow://quality-alert` asset event, which starts the
    retrain DAG, when F1 of a champion falls below `f1_floor` or a feature's PSI passes
    `psi_limit` (skipped otherwise).
@@ -83,6 +84,7 @@ def decisionflow_evaluate() -> None:
         from decisioning.monitoring import write_quality_report
         from workers import dag_support as support
 
+        name = support.model_name()
         return write_quality_report(
             window["work_dir"],
             support.reports_dir(),
@@ -90,6 +92,11 @@ def decisionflow_evaluate() -> None:
             params["f1_floor"],
             params["psi_limit"],
             params["min_labelled"],
+            spec_name=params["spec"],
+            reference_path=support.reference_path(name),
+            registry_url=support.registry_url(),
+            model_name=name,
+            threshold=params["threshold"],
         )
 
     @task(outlets=[QUALITY_ALERT])

@@ -17,7 +17,9 @@ the champion on the same holdout.
 7. **promote**: passed -> `champion` alias; refused -> `challenger` alias, champion stays.
    Either way the verdict and its reasons go into the alias history.
 8. **reload**: broadcast `reload_model` to the Celery workers (they also poll the alias).
-9. **report**: `var/reports/<day>/retrain-<run>/retrain.json` + `candidates.csv`.
+9. **report**: `var/reports/<day>/retrain-<run>/evaluation.html` (champion vs challenger on
+   the holdout: metrics, curves, calibration, cut-offs, importance, verdict) with its tables
+   as CSV/Parquet, `retrain.json` + `candidates.csv`; the reports index is refreshed.
 
 `dry_run` trains, evaluates and gates but registers and promotes nothing.
 """
@@ -184,7 +186,14 @@ def decisionflow_retrain() -> None:
         from decisioning.lifecycle import write_retrain_report
         from workers import dag_support as support
 
-        return write_retrain_report(data["work_dir"], support.reports_dir(), ds, dag_run.run_id)
+        return write_retrain_report(
+            data["work_dir"],
+            support.reports_dir(),
+            ds,
+            dag_run.run_id,
+            registry_url=support.registry_url(),
+            model_name=support.model_name(),
+        )
 
     data = extract()
     valid = validate(data)

@@ -71,12 +71,16 @@ def extract_window(
         store.create_schema(engine)
         decided = store.decisions_with_outcomes(engine, since)
         recent = store.recent_features(engine, since, spec)
+        from decisioning.reports import dead_letters_frame
+
+        dead = dead_letters_frame(engine, since)
     finally:
         engine.dispose()
     out = Path(work_dir)
     out.mkdir(parents=True, exist_ok=True)
     decided.to_parquet(out / "decisions.parquet", index=False)
     recent.to_parquet(out / "recent.parquet", index=False)
+    dead.to_parquet(out / "dead_letters.parquet", index=False)
     return {
         "since": since.isoformat(),
         "until": stop.isoformat(),
@@ -98,6 +102,16 @@ def compute_quality(work_dir: str, spec_name: str, threshold: float = 0.5) -> di
     return {"groups": len(quality), "labelled": int(quality["labelled"].sum())}
 
 
+def _reference(spec_name: str, reference_path: str | None) -> tuple[pd.DataFrame, str]:
+    """The drift reference: ``reference_path`` when it exists, else the packaged dataset."""
+    from models.data import load_frame
+
+    if reference_path and Path(reference_path).is_file():
+        return pd.read_parquet(reference_path), reference_path
+    spec = load_spec(spec_name)
+    return load_frame(spec), f"dataset {spec.source}"
+
+
 def compute_drift(
     work_dir: str, spec_name: str, reference_path: str | None = None, bins: int = 10
 ) -> dict[str, Any]:
@@ -106,15 +120,11 @@ def compute_drift(
     The reference is ``reference_path`` (the Parquet the last promotion wrote) when it
     exists, else the spec's packaged dataset. Writes ``drift.parquet``.
     """
-    from models.data import load_frame
 
     spec = load_spec(spec_name)
     out = Path(work_dir)
     recent = pd.read_parquet(out / "recent.parquet")
-    if reference_path and Path(reference_path).is_file():
-        reference, origin = pd.read_parquet(reference_path), reference_path
-    else:
-        reference, origin = load_frame(spec), f"dataset {spec.source}"
+    reference, origin = _reference(spec_name, reference_path)
     if len(recent):
         table = drift_table(reference, recent, spec, bins)
     else:
@@ -128,6 +138,43 @@ def compute_drift(
     }
 
 
+def _html_reports(
+    src: Path,
+    reports_dir: str,
+    day: str,
+    spec_name: str,
+    drift: pd.DataFrame,
+    reference_path: str | None,
+    registry_url: str | None,
+    model_name: str | None,
+    threshold: float,
+    psi_limit: float,
+) -> None:
+    from decisioning.reports import build_day_reports
+
+    registry = None
+    if registry_url:
+        from models.registry import ModelRegistry
+
+        registry = ModelRegistry(registry_url)
+    dead = src / "dead_letters.parquet"
+    recent = pd.read_parquet(src / "recent.parquet")
+    build_day_reports(
+        reports_dir,
+        day,
+        decisions=pd.read_parquet(src / "decisions.parquet"),
+        spec=load_spec(spec_name),
+        dead_letters=pd.read_parquet(dead) if dead.is_file() else None,
+        recent=recent,
+        reference=_reference(spec_name, reference_path)[0] if len(recent) else None,
+        drift=drift,
+        registry=registry,
+        model_name=model_name,
+        threshold=threshold,
+        psi_limit=psi_limit,
+    )
+
+
 def write_quality_report(
     work_dir: str,
     reports_dir: str,
@@ -135,11 +182,19 @@ def write_quality_report(
     f1_floor: float = 0.5,
     psi_limit: float = 0.25,
     min_labelled: int = 50,
+    *,
+    spec_name: str | None = None,
+    reference_path: str | None = None,
+    registry_url: str | None = None,
+    model_name: str | None = None,
+    threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Write the analyst reports for ``day`` and decide whether quality asks for a retrain.
 
     Files under ``<reports_dir>/<day>/``: ``metrics.json`` (everything, with the verdict),
-    ``quality.csv``, ``decision_rates.csv``, ``drift.csv``. Returns the verdict and paths.
+    ``quality.csv``, ``decision_rates.csv``, ``drift.csv``; with ``spec_name`` also the HTML
+    reports of :func:`decisioning.reports.build_day_reports` (evaluation, operations, drift,
+    their CSV/Parquet tables) and the index. Returns the verdict and paths.
     """
     src = Path(work_dir)
     quality = pd.read_parquet(src / "quality.parquet")
@@ -161,6 +216,11 @@ def write_quality_report(
         "drift": _records(drift),
     }
     (out / "metrics.json").write_text(json.dumps(_json_safe(doc), indent=1), encoding="utf-8")
+    if spec_name is not None:
+        _html_reports(
+            src, reports_dir, day, spec_name, drift, reference_path, registry_url, model_name,
+            threshold, psi_limit,
+        )  # fmt: skip
     return {
         "retrain": verdict.retrain,
         "reasons": verdict.reasons,

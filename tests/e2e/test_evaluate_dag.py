@@ -98,7 +98,12 @@ def test_evaluate_measures_a_real_streaming_run(
         "quality.csv",
         "decision_rates.csv",
         "drift.csv",
+        "evaluation.html",
+        "operations.html",
+        "drift.html",
+        "operations-by_arm.parquet",
     }
+    assert folder.name in (folder.parent / "index.html").read_text()
     doc = json.loads(reports[0].read_text())
     (row,) = [q for q in doc["quality"] if q["arm"] == "champion"]
     assert row["model_version"] == version and row["labelled"] == len(labels)
