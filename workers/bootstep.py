@@ -40,6 +40,11 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
         if settings.challenger_policy
         else None
     )
+    challenger = (
+        holder.registry.load(settings.model_name, settings.challenger_model, device=device)
+        if settings.challenger_model
+        else None
+    )
     engine = DecisionEngine(
         champion,
         policy,
@@ -49,6 +54,7 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
         arms=ArmConfig(
             challenger_share=settings.challenger_share, shadow_share=settings.shadow_share
         ),
+        challenger=challenger,
         challenger_policy=challenger_policy,
         model_name=settings.model_name,
     )

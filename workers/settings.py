@@ -120,6 +120,7 @@ class WorkerSettings(_Base):
     group_id: str = "decisionflow"
     policy: str = "credit_v1"
     challenger_policy: str | None = None
+    challenger_model: str | None = None  # registry alias or version, e.g. "challenger"
     challenger_share: float = Field(default=0.0, ge=0, le=1)
     shadow_share: float = Field(default=0.0, ge=0, le=1)
     max_batch_size: int = Field(default=500, ge=1, le=100_000)

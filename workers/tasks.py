@@ -7,11 +7,33 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from celery import shared_task
+from pandas.api.types import is_numeric_dtype
+
+from workers.celery_app import app
 
 __all__ = ["score_file", "score_frame"]
 
 CHUNK = 2000
+
+
+def _number_or_text(value: Any) -> Any:
+    """A numeric-looking string as a number; anything else unchanged (so checks can reject)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def typed_columns(df: pd.DataFrame, spec: Any) -> pd.DataFrame:
+    """Undo CSV typing accidents cell by cell: one bad cell makes pandas read a whole numeric
+    column as text; only that cell should be rejected, not every row."""
+    out = df.copy()
+    for col in spec.columns:
+        if col.type == "numeric" and col.name in out and not is_numeric_dtype(out[col.name]):
+            out[col.name] = out[col.name].map(_number_or_text)
+    return out
 
 
 def score_frame(
@@ -22,6 +44,7 @@ def score_frame(
     from workers.producer import event_payload, events_from_frame
 
     names = engine.spec.feature_names
+    df = typed_columns(df, engine.spec)
     if entity_key not in df.columns:
         df = df.assign(**{entity_key: [f"row-{i:06d}" for i in range(len(df))]})
     decisions: list[dict[str, Any]] = []
@@ -50,7 +73,7 @@ def score_frame(
     return frame, pd.DataFrame(rejects)
 
 
-@shared_task(bind=True, name="decisionflow.score_file")  # type: ignore[untyped-decorator]
+@app.task(bind=True, name="decisionflow.score_file")  # type: ignore[untyped-decorator]
 def score_file(
     self: Any, input_path: str, output_path: str, policy: str | None = None
 ) -> dict[str, Any]:

@@ -17,6 +17,14 @@ from workers.settings import WorkerSettings
 from workers.testing import FakeModel, valid_event
 
 
+def _dlq_metric_total() -> float:
+    from workers import metrics
+
+    return sum(
+        s.value for m in metrics.DLQ.collect() for s in m.samples if s.name.endswith("_total")
+    )
+
+
 def _wait_until(cond: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not cond() and time.monotonic() < deadline:
@@ -35,6 +43,7 @@ def test_loop_decides_every_event_once_and_dead_letters_the_bad(
             producer.send_raw(f"app-{i}", json.dumps(valid_event(i, 300.0 + i)).encode())
             if i % 100 == 0:
                 producer.send_raw(f"app-{i}", corpus[(i // 100) % len(corpus)][1])
+    dlq_metric_before = _dlq_metric_total()
     model = FakeModel()
     engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
     loop = DecisionLoop(settings, engine, worker_name=f"test-{group_id}")
@@ -52,3 +61,4 @@ def test_loop_decides_every_event_once_and_dead_letters_the_bad(
     assert len(dlq) == n // 100
     assert {d["reason"] for d in dlq} >= {"invalid_json", "not_utf8", "oversize"}
     assert loop.committed_batches >= n // 200
+    assert _dlq_metric_total() - dlq_metric_before == len(dlq), "each dead letter is counted"

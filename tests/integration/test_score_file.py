@@ -1,0 +1,86 @@
+"""`score_file` as a real Celery batch job (Redis broker, a worker on its own queue):
+CSV in, decisions Parquet out, bad rows kept aside with their reasons."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from models.data import holdout_split, load_frame
+from models.registry import ModelRegistry
+from models.spec import load_spec
+from models.training import train_family
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_score_file_job_on_a_worker_queue(tmp_path: Path) -> None:
+    spec = load_spec("credit_data")
+    train, held = holdout_split(load_frame(spec), spec, 0.1, seed=5)
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.promote(
+        spec.name, registry.register(train_family("logreg", train, spec)), reason="test"
+    )
+    src = tmp_path / "backfill.csv"
+    bad = held.iloc[:3].copy()
+    bad["Amount"] = "lots"  # wrong type: must be rejected, not crash the job
+    pd.concat([held, bad]).drop(columns=[spec.label.column]).to_csv(src, index=False)
+
+    queue = f"gpu-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DECISIONFLOW_REGISTRY_URL": str(registry.root),
+        "DECISIONFLOW_DEVICE": "cpu",
+    }
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "--pool=solo",
+            "-n",
+            f"{queue}@test",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        from workers.tasks import score_file
+
+        out = tmp_path / "out" / "decisions.parquet"
+        result = score_file.apply_async(args=[str(src), str(out)], queue=queue)
+        states = set()
+        deadline = time.monotonic() + 180
+        while not result.ready():
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            states.add(result.state)
+            time.sleep(0.2)
+        summary = result.get(timeout=10)
+    finally:
+        worker.terminate()
+        worker.wait(60)
+        log.close()
+    assert summary["decisions"] == len(held) and summary["rejects"] == 3
+    decisions = pd.read_parquet(out)
+    assert len(decisions) == len(held)
+    assert set(decisions["decision"]) <= {"approve", "review", "decline"}
+    assert (decisions["model_version"] == 1).all()
+    rejects = pd.read_parquet(out.with_suffix(".rejects.parquet"))
+    assert set(rejects["reason"]) == {"feature_type"}
+    assert "PROGRESS" in states or "PENDING" in states
