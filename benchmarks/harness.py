@@ -11,8 +11,6 @@ import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from workers.launch import ChildProcess, worker_command
 from workers.settings import Topics
 
 __all__ = [
@@ -288,42 +287,16 @@ class OutputReader:
 # --------------------------------------------------------------------------- processes
 
 
-class Child:
-    """A child process (a worker or a loop) with its own log file and RSS probe."""
+class Child(ChildProcess):
+    """A child process (a worker or a loop) with its own log file and an RSS probe."""
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.log = log_dir / f"{name}.log"
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
+        super().__init__(name, cmd, env, log_dir)
         self.ps = psutil.Process(self.proc.pid)
 
     def rss_mib(self) -> float:
         """Resident set size now, MiB."""
         return float(self.ps.memory_info().rss) / 2**20
-
-    def check(self) -> None:
-        """Raise if the process died."""
-        if self.proc.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
-
-    def log_text(self) -> str:
-        """The whole log so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self, timeout: float = 60) -> int | None:
-        """SIGTERM (warm shutdown), SIGKILL after ``timeout``."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
 
 
 @dataclass
@@ -403,12 +376,7 @@ class Run:
         """A real decision worker: ``celery ... worker --pool=solo --decide``."""
         queue = self.name(f"q-{name}")
         self.queues.append(queue)
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-            "--pool=solo", "-n", f"{name}@bench", "--decide", "-Q", queue,
-            "--without-gossip", "--without-mingle", "--loglevel=INFO",
-        ]  # fmt: skip
-        return self.start(name, cmd, env)
+        return self.start(name, worker_command(name, queue), env)
 
     def stop_children(self) -> None:
         """Stop every child still running (warm shutdown first)."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from workers.launch import ChildProcess
 from workers.settings import REPO_ROOT, SinkSettings, Topics
 
 __all__ = ["main"]
@@ -49,7 +49,7 @@ class Demo:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
         self.summary: dict[str, Any] = {"run_id": self.run_id}
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.workers: list[ChildProcess] = []
         settings = SinkSettings()
         prefix = args.topic_prefix
         self.topics = (
@@ -165,40 +165,14 @@ class Demo:
         print(f"   champion: {name} v{meta['version']} ({meta['family']})")
 
     def start_workers(self) -> None:
+        from workers.launch import start_worker
+
         logs = self.dir / "logs"
-        logs.mkdir(exist_ok=True)
         for i in range(1, self.args.workers + 1):
             name = f"demo{i}-{self.args.topic_prefix or 'main'}"
-            cmd = [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.celery_app",
-                "worker",
-                "--pool=solo",
-                "-n",
-                f"{name}@%h",
-                "--decide",
-                "-Q",
-                f"cpu-{name}",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=INFO",
-            ]
-            log = open(logs / f"worker-{i}.log", "ab")  # noqa: SIM115 (lives with the process)
-            self.workers.append(
-                subprocess.Popen(
-                    cmd, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
-                )
-            )
-        deadline = time.monotonic() + 120
-        for i, _ in enumerate(self.workers, 1):
-            log_file = logs / f"worker-{i}.log"
-            while "decision loop started" not in log_file.read_text(errors="replace"):
-                if time.monotonic() > deadline or self.workers[i - 1].poll() is not None:
-                    raise RuntimeError(f"worker {i} did not start; see {log_file}")
-                time.sleep(0.5)
+            self.workers.append(start_worker(name, self.env, logs))
+        for worker in self.workers:
+            worker.wait_for_log("decision loop started", 120)
         print(f"   {len(self.workers)} workers deciding; logs in {logs}")
 
     def stream(self) -> None:
@@ -317,14 +291,8 @@ class Demo:
             self.summary["live_quality"] = json.loads(metrics[-1].read_text()).get("verdict")
 
     def stop_workers(self) -> None:
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.workers:
-            try:
-                proc.wait(90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for worker in self.workers:
+            worker.stop(90)
         self.workers = []
 
     # ------------------------------------------------------------------ summary
@@ -422,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.print_summary()
     if args.keep:
         print(
-            f"workers left running (pids {[w.pid for w in demo.workers]}); "
+            f"workers left running (pids {[w.proc.pid for w in demo.workers]}); "
             "stop them with kill -TERM, the stack with `make stack-down`"
         )
     return 0 if demo.summary.get("stream", {}).get("unaccounted") == 0 else 1

@@ -4,8 +4,6 @@ CSV in, decisions Parquet out, bad rows kept aside with their reasons."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,8 +14,7 @@ from models.data import holdout_split, load_frame
 from models.registry import ModelRegistry
 from models.spec import load_spec
 from models.training import train_family
-
-REPO = Path(__file__).resolve().parents[2]
+from workers.launch import start_worker
 
 
 def test_score_file_job_on_a_worker_queue(tmp_path: Path) -> None:
@@ -38,28 +35,7 @@ def test_score_file_job_on_a_worker_queue(tmp_path: Path) -> None:
         "DECISIONFLOW_REGISTRY_URL": str(registry.root),
         "DECISIONFLOW_DEVICE": "cpu",
     }
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.celery_app",
-            "worker",
-            "--pool=solo",
-            "-n",
-            f"{queue}@test",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(queue, env, tmp_path, queue=queue, decide=False)
     try:
         from workers.tasks import score_file
 
@@ -68,14 +44,12 @@ def test_score_file_job_on_a_worker_queue(tmp_path: Path) -> None:
         states = set()
         deadline = time.monotonic() + 180
         while not result.ready():
-            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, worker.log_text()[-3000:]
             states.add(result.state)
             time.sleep(0.2)
         summary = result.get(timeout=10)
     finally:
-        worker.terminate()
-        worker.wait(60)
-        log.close()
+        worker.stop()
     assert summary["decisions"] == len(held) and summary["rejects"] == 3
     decisions = pd.read_parquet(out)
     assert len(decisions) == len(held)

@@ -17,7 +17,7 @@ from models.registry import ModelRegistry
 from models.spec import load_spec
 from models.training import train_family
 from tests.integration.streaming import CommittedReader, make_topics
-from tests.integration.workerproc import WorkerProcess, wait_for, worker_env
+from tests.integration.workerproc import WorkerProcess, start_test_worker, wait_for, worker_env
 from workers.malformed import malformed_corpus
 from workers.producer import EventProducer, events_from_frame
 from workers.settings import Topics
@@ -71,7 +71,7 @@ def stream(
     workers: list[WorkerProcess] = []
 
     def start(name: str) -> WorkerProcess:
-        w = WorkerProcess(f"{name}-{group_id[-6:]}", env, tmp_path)
+        w = start_test_worker(f"{name}-{group_id[-6:]}", env, tmp_path)
         workers.append(w)
         return w
 
@@ -83,7 +83,7 @@ def stream(
         "group_id": group_id,
     }
     for w in workers:
-        w.terminate()
+        w.stop()
     reader.close()
 
 

@@ -1,67 +1,25 @@
-"""Start real decision workers (Celery, --decide) as subprocesses for streaming tests."""
+"""Real decision workers for streaming tests: environment per test, waiting helper."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+from workers.launch import ChildProcess, start_worker
 from workers.settings import Topics
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["WorkerProcess", "start_test_worker", "wait_for", "worker_env"]
 
 
-class WorkerProcess:
-    """One `celery worker --pool=solo --decide` process with its own log file."""
+WorkerProcess = ChildProcess
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.log = log_dir / f"{name}.log"
-        queue = f"test-{uuid.uuid4().hex[:8]}"  # batch-job queue nobody else uses
-        cmd = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.celery_app",
-            "worker",
-            "--pool=solo",
-            "-n",
-            f"{name}@test",
-            "--decide",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-        ]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
 
-    def kill(self) -> None:
-        """SIGKILL: no clean-up at all (the open transaction stays open)."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM: Celery's warm shutdown stops the decision loop cleanly."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+def start_test_worker(name: str, env: dict[str, str], log_dir: Path) -> ChildProcess:
+    """A `celery worker --decide` on a batch-job queue nobody else uses."""
+    return start_worker(name, env, log_dir, queue=f"test-{uuid.uuid4().hex[:8]}")
 
 
 def worker_env(topics: Topics, group_id: str, registry: Path, **extra: str) -> dict[str, str]:
@@ -83,11 +41,11 @@ def worker_env(topics: Topics, group_id: str, registry: Path, **extra: str) -> d
     return env
 
 
-def wait_for(cond: object, timeout: float, what: str, poll: float = 1.0) -> None:
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, poll: float = 1.0) -> None:
     """Wait until ``cond()`` is true or fail with ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
+        if cond():
             return
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

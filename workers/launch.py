@@ -1,0 +1,99 @@
+"""Start decision workers (and other children) as processes with their own log files.
+
+Used by `make demo`, the benchmarks and the tests, so all of them start workers the same way
+an operator does: ``celery -A workers.celery_app worker --pool=solo -n NAME@%h --decide``.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from workers.settings import REPO_ROOT
+
+__all__ = ["ChildProcess", "start_worker", "worker_command"]
+
+
+def worker_command(name: str, queue: str, *, decide: bool = True) -> list[str]:
+    """The command line of a Celery worker named ``name@<host>`` serving ``queue``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "--pool=solo",
+        "-n",
+        f"{name}@%h",
+        "-Q",
+        queue,
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel=INFO",
+    ]
+    return [*cmd, "--decide"] if decide else cmd
+
+
+class ChildProcess:
+    """A child process writing stdout+stderr to ``<log_dir>/<name>.log``."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log = log_dir / f"{name}.log"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def log_text(self) -> str:
+        """The whole log so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def check(self) -> None:
+        """Raise if the process has exited."""
+        if self.proc.poll() is not None:
+            tail = self.log_text()[-3000:]
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+
+    def wait_for_log(self, text: str, timeout: float) -> None:
+        """Wait until ``text`` appears in the log (raise if the process dies first)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text():
+            self.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: no {text!r} in {timeout:.0f}s ({self.log})")
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all (an open Kafka transaction stays open)."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM (Celery's warm shutdown), SIGKILL after ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+def start_worker(
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    queue: str | None = None,
+    decide: bool = True,
+) -> ChildProcess:
+    """Start a decision worker (``decide``) or a batch-job worker on ``queue``."""
+    return ChildProcess(
+        name, worker_command(name, queue or f"cpu-{name}", decide=decide), env, log_dir
+    )
