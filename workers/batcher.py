@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["MicroBatcher"]
@@ -64,6 +64,23 @@ class MicroBatcher(Generic[T]):
         )
         self._first_at = self._clock() if self._items else None
         return batch
+
+    def peek(self) -> list[T]:
+        """The queued records (a copy), oldest first."""
+        return list(self._items)
+
+    def dedupe(self, key: Callable[[T], Hashable]) -> int:
+        """Remove later copies of records with the same ``key``; returns how many."""
+        seen: set[Hashable] = set()
+        kept = []
+        for item in self._items:
+            k = key(item)
+            if k not in seen:
+                seen.add(k)
+                kept.append(item)
+        removed = len(self._items) - len(kept)
+        self._items = kept
+        return removed
 
     def drain_all(self) -> list[T]:
         """Take every queued record, full batch or not."""

@@ -31,27 +31,30 @@ log = logging.getLogger(__name__)
 
 
 class RevocationTracker(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Records revoked partitions; never blocks the client's network thread.
+    """Records rebalances; never blocks the client's network thread.
 
-    The loop drops buffered records of revoked partitions before its next batch; a batch in
-    flight during a rebalance is fenced by the group metadata sent with its offsets, aborted,
-    and decided again by the partition's new owner.
+    The loop reconciles its buffer once a rebalance has settled (see
+    :meth:`DecisionLoop._reconcile`). A batch in flight during a rebalance is fenced by the
+    group metadata sent with its offsets, aborted, and decided again.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._revoked: set[tuple[str, int]] = set()
         self.assigned: set[tuple[str, int]] = set()
+        self.pending = False  # revoked, new assignment not in yet
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         with self._lock:
             for tp in revoked:
                 self._revoked.add((tp.topic, tp.partition))
                 self.assigned.discard((tp.topic, tp.partition))
+            self.pending = True
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         with self._lock:
             self.assigned |= {(tp.topic, tp.partition) for tp in assigned}
+            self.pending = False
 
     def take(self) -> set[tuple[str, int]]:
         """Partitions revoked since the last call."""
@@ -162,38 +165,40 @@ class DecisionLoop:
             self.batcher.add(
                 RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in msgs
             )
-        revoked = self.tracker.take()
-        if revoked:
-            self._forget(revoked)
+        if self.tracker.pending:
+            return  # a rebalance is under way: a commit now would only be fenced
+        if self.tracker.take():
+            self._reconcile()
         if self.batcher.ready():
             self._process(self.batcher.drain())
         self._update_lag()
 
-    def _forget(self, revoked: set[tuple[str, int]]) -> None:
-        """Drop buffered records of revoked partitions; rewind those assigned again.
+    def _reconcile(self) -> None:
+        """After a rebalance, keep buffered records only where they still follow on.
 
-        A partition can be revoked and handed straight back in one rebalance. Whether the
-        client then resets its position to the committed offset or keeps its fetch position,
-        seeking to the first dropped offset makes the dropped records be read again: without
-        it they would be skipped and their offsets committed by a later batch.
+        A partition handed straight back keeps its fetch position in kafka-python 3, so its
+        buffered records are still the next ones to decide: dropping them would skip them.
+        A partition that moved away, or whose position was reset to the committed offset, is
+        re-read by its owner: keeping its records would decide them twice.
         """
         assert self.consumer is not None
-        dropped = self.batcher.drop(lambda r: (r.topic, r.partition) in revoked)
-        first: dict[tuple[str, int], int] = {}
-        for rec in dropped:
+        # a reset position may already have re-read records we hold: keep one copy each
+        twins = self.batcher.dedupe(lambda r: (r.topic, r.partition, r.offset))
+        last: dict[tuple[str, int], int] = {}
+        for rec in self.batcher.peek():
             key = (rec.topic, rec.partition)
-            first[key] = min(first.get(key, rec.offset), rec.offset)
-        rewound = 0
+            last[key] = max(last.get(key, rec.offset), rec.offset)
+        keep: set[tuple[str, int]] = set()
         for tp in self.consumer.assignment():
-            offset = first.get((tp.topic, tp.partition))
-            if offset is not None:
-                self.consumer.seek(tp, offset)
-                rewound += 1
+            key = (tp.topic, tp.partition)
+            if key in last and self.consumer.position(tp, timeout_ms=5000) == last[key] + 1:
+                keep.add(key)
+        dropped = self.batcher.drop(lambda r: (r.topic, r.partition) not in keep)
         log.info(
-            "partitions revoked %s: dropped %d buffered records, rewound %d re-assigned",
-            sorted(revoked),
+            "rebalance: kept buffered records of %d partitions, dropped %d (+%d re-read twins)",
+            len(keep),
             len(dropped),
-            rewound,
+            twins,
         )
 
     def _shutdown(self) -> None:

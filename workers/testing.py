@@ -82,6 +82,9 @@ class FakeLogConsumer:
         self.listener: Any = None
         self.polls = 0
         self.rebalance_on_poll: dict[int, tuple[list[int], list[int]]] = {}
+        # None: re-assigned partitions keep their position (kafka-python 3); else a function
+        # giving the committed offset the position is reset to (other clients, lost members)
+        self.reset_to: Any = None
 
     def assignment(self) -> set[Any]:
         return {self.tps[p] for p in self.assigned}
@@ -98,6 +101,9 @@ class FakeLogConsumer:
             revoked, assigned = self.rebalance_on_poll[self.polls]
             self.listener.on_partitions_revoked([self.tps[p] for p in revoked])
             self.assigned = set(assigned)
+            if self.reset_to is not None:
+                for p in assigned:
+                    self.positions[p] = self.reset_to(p)
             self.listener.on_partitions_assigned([self.tps[p] for p in assigned])
         out: dict[Any, list[Any]] = {}
         for p in sorted(self.assigned):

@@ -65,3 +65,23 @@ def test_partition_moved_away_is_left_to_its_new_owner() -> None:
     assert set(decided) == {f"evt-{1000 + i}" for i in range(30)}  # partition 0 not ours now
     assert max(decided.values()) == 1
     assert {tp.partition for tp in producer.offsets} == {1}
+
+
+def test_position_reset_on_reassignment_does_not_decide_twice() -> None:
+    consumer = FakeLogConsumer({0: _events(80, 0), 1: _events(80, 1)})
+    consumer.rebalance_on_poll = {2: ([0, 1], [0, 1])}
+    producer = FakeTxnProducer()
+    consumer.reset_to = lambda p: next(
+        (off for tp, off in producer.offsets.items() if tp.partition == p), 0
+    )
+    loop = _loop(consumer, producer)
+    original = consumer.poll
+    consumer.poll = lambda timeout_ms=0, max_records=500: original(  # type: ignore[method-assign]
+        timeout_ms, 20 if consumer.polls == 0 else max_records
+    )
+    for _ in range(20):
+        loop._run_once()
+    loop._shutdown()
+    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    assert set(decided) == {f"evt-{p * 1000 + i}" for p in (0, 1) for i in range(80)}
+    assert max(decided.values()) == 1, "records re-read after a reset were decided twice"
