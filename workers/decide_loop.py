@@ -259,13 +259,25 @@ class DecisionLoop:
         topics = self.settings.topics
         p = self.producer
         p.begin_transaction()
+        futures = []
         for d in result.decisions:
-            p.send(topics.decisions, key=d.entity_id.encode(), value=d.model_dump_json().encode())
+            value = d.model_dump_json().encode()
+            futures.append(p.send(topics.decisions, key=d.entity_id.encode(), value=value))
         for d in result.shadow:
-            p.send(topics.shadow, key=d.entity_id.encode(), value=d.model_dump_json().encode())
+            value = d.model_dump_json().encode()
+            futures.append(p.send(topics.shadow, key=d.entity_id.encode(), value=value))
         for dl in result.dlq:
             key = dl.source_key.encode() if dl.source_key is not None else None
-            p.send(topics.dlq, key=key, value=dl.model_dump_json().encode())
+            futures.append(p.send(topics.dlq, key=key, value=dl.model_dump_json().encode()))
+        # Every record must be acknowledged before the offsets join the transaction: after a
+        # broker crash kafka-python can bump the producer epoch, fail the records and still
+        # commit, which would commit the offsets of decisions that were never written.
+        p.flush()
+        failed = [f for f in futures if not f.succeeded()]
+        if failed:
+            raise KafkaError(
+                f"{len(failed)} of {len(futures)} records not written: {failed[0].exception!r}"
+            )
         p.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
         p.commit_transaction()
 

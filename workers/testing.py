@@ -127,10 +127,28 @@ class FakeLogConsumer:
         return None
 
 
+@dataclass
+class _Sent:
+    error: Exception | None = None
+
+    def succeeded(self) -> bool:
+        return self.error is None
+
+    @property
+    def exception(self) -> Exception | None:
+        return self.error
+
+
 class FakeTxnProducer:
-    """A transactional producer double: keeps what committed transactions wrote."""
+    """A transactional producer double: keeps what committed transactions wrote.
+
+    ``fail_sends`` makes that many next records fail (as after a broker crash) without failing
+    the transaction itself, the way kafka-python 3 can after an epoch bump.
+    """
 
     def __init__(self) -> None:
+        self.fail_sends = 0
+        self.aborts = 0
         self.committed: list[tuple[str, bytes]] = []
         self.offsets: dict[Any, int] = {}
         self._open: list[tuple[str, bytes]] | None = None
@@ -139,9 +157,16 @@ class FakeTxnProducer:
     def begin_transaction(self) -> None:
         self._open, self._offsets = [], {}
 
-    def send(self, topic: str, key: bytes | None = None, value: bytes = b"") -> None:
+    def send(self, topic: str, key: bytes | None = None, value: bytes = b"") -> _Sent:
         assert self._open is not None
+        if self.fail_sends > 0:
+            self.fail_sends -= 1
+            return _Sent(RuntimeError("InvalidProducerEpochError"))
         self._open.append((topic, value))
+        return _Sent()
+
+    def flush(self, timeout: float | None = None) -> None:
+        return None
 
     def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: Any) -> None:
         self._offsets = {tp: om.offset for tp, om in offsets.items()}
@@ -154,6 +179,7 @@ class FakeTxnProducer:
 
     def abort_transaction(self) -> None:
         self._open = None
+        self.aborts += 1
 
     def close(self, timeout: float | None = None) -> None:
         return None

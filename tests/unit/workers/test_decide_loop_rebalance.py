@@ -1,5 +1,5 @@
-"""The decide loop over in-package client doubles: a partition revoked while records are
-buffered and handed straight back is still decided exactly once."""
+"""The decide loop over in-package client doubles: rebalances and failed writes still leave
+every event decided exactly once."""
 
 from __future__ import annotations
 
@@ -85,3 +85,17 @@ def test_position_reset_on_reassignment_does_not_decide_twice() -> None:
     decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
     assert set(decided) == {f"evt-{p * 1000 + i}" for p in (0, 1) for i in range(80)}
     assert max(decided.values()) == 1, "records re-read after a reset were decided twice"
+
+
+def test_records_failed_inside_a_transaction_are_not_committed_past() -> None:
+    consumer = FakeLogConsumer({0: _events(120, 0)})
+    producer = FakeTxnProducer()
+    producer.fail_sends = 10  # the first batch's writes fail, the transaction would not
+    loop = _loop(consumer, producer)
+    for _ in range(10):
+        loop._run_once()
+    loop._shutdown()
+    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    assert set(decided) == {f"evt-{i}" for i in range(120)}, "a decision was lost"
+    assert max(decided.values()) == 1
+    assert producer.aborts == 1
