@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -135,6 +135,16 @@ class WorkerSettings(_Base):
     transactional_id_prefix: str = "decisionflow"
     # an open transaction of a killed worker blocks read_committed readers until it times out
     transaction_timeout_ms: int = Field(default=15_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _slow_model_cannot_stall_the_group(self) -> WorkerSettings:
+        # a batch may take up to the scoring timeout; the group must not evict us meanwhile
+        if self.score_timeout_s * 1000 * 2 > self.max_poll_interval_ms:
+            raise ValueError(
+                f"score_timeout_s ({self.score_timeout_s}) must be under half of "
+                f"max_poll_interval_ms ({self.max_poll_interval_ms}) to avoid rebalance storms"
+            )
+        return self
 
 
 class ProducerSettings(_Base):

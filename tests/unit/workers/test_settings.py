@@ -50,3 +50,9 @@ def test_sink_never_joins_the_decision_workers_group(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DECISIONFLOW_GROUP_ID", "workers-group")
     assert WorkerSettings(_env_file=None).group_id == "workers-group"
     assert SinkSettings(_env_file=None).sink_group_id != "workers-group"
+
+
+def test_scoring_timeout_must_fit_the_poll_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DECISIONFLOW_SCORE_TIMEOUT_S", "200")
+    with pytest.raises(ValidationError, match="rebalance storms"):
+        WorkerSettings(_env_file=None)
