@@ -21,6 +21,8 @@ from tests.e2e.airflow_harness import REPO, free_port, make_env, migrate
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOT = REPO / "var" / "artifacts" / "airflow-ui.png"
+DOCS_SHOT = REPO / "var" / "artifacts" / "airflow-ui-docs.png"
+PARAMS_SHOT = REPO / "var" / "artifacts" / "airflow-ui-params.png"
 
 
 def _get(url: str) -> bytes:
@@ -106,6 +108,7 @@ def test_ui_lists_both_dags_with_docs_and_params(tmp_path: Path) -> None:
             timeout=120,
         ).stdout
         assert "decisionflow_retrain" in dom and "decisionflow_evaluate" in dom
+        _docs_and_params_on_screen(f"{base}/dags/decisionflow_retrain")
     finally:
         server.terminate()
         try:
@@ -113,3 +116,40 @@ def test_ui_lists_both_dags_with_docs_and_params(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def _docs_and_params_on_screen(url: str) -> None:
+    """Open the retrain DAG page: its docs and its trigger form with the Params."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(url, wait_until="networkidle")
+            page.get_by_role("button", name="Dag Docs").click()
+            docs = page.get_by_role("dialog")
+            docs.get_by_text("promotes one only when it beats").wait_for(timeout=20_000)
+            page.wait_for_timeout(1500)  # let the dialog's fade-in finish before the picture
+            page.screenshot(path=str(DOCS_SHOT))
+            page.keyboard.press("Escape")
+            page.get_by_role("button", name="Trigger Dag").click()
+            form = page.get_by_role("dialog")
+            form.get_by_text("Run Parameters").wait_for(timeout=20_000)
+            text = form.inner_text()
+            for param in ("families", "gate_metric", "gate_margin", "dry_run", "window_days"):
+                assert param in text, f"param {param} not shown in the trigger form"
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(PARAMS_SHOT))
+        finally:
+            browser.close()
+    assert DOCS_SHOT.stat().st_size > 20_000 and PARAMS_SHOT.stat().st_size > 20_000
