@@ -8,26 +8,22 @@ published for the decided events, the sink lands everything, then the DAG measur
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from decisioning import store
 from decisioning.policy import load_policy
 from models.data import holdout_split, load_frame
 from models.registry import ModelRegistry
 from models.spec import load_spec
 from models.training import train_family
 from tests.e2e.airflow_harness import dag_test, make_env, migrate
-from tests.integration.streaming import make_topics, read_committed
-from workers.decide_loop import DecisionLoop
+from tests.e2e.pipeline import stream_into_store
+from tests.integration.streaming import make_topics
 from workers.engine import DecisionEngine
 from workers.producer import EventProducer, events_from_frame
-from workers.settings import SinkSettings, WorkerSettings
-from workers.sink import DecisionSink, labels_for_decisions, publish_outcomes
 
 N_EVENTS = 800
 
@@ -52,33 +48,19 @@ def test_evaluate_measures_a_real_streaming_run(
         ):
             producer.send(entity_id, features, event_id=f"{entity_id}-e2e")
 
-    settings = WorkerSettings(topics=topics, group_id=group_id, max_batch_size=200)
-    engine = DecisionEngine(champion, load_policy("credit_v1"), spec)
-    loop = DecisionLoop(settings, engine, worker_name=f"e2e-{group_id}")
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 90
-    try:
-        while time.monotonic() < deadline:
-            if len(read_committed(bootstrap, topics.decisions, idle_ms=1000)) >= N_EVENTS:
-                break
-            time.sleep(0.5)
-    finally:
-        loop.stop()
-        thread.join(30)
-
-    sink_settings = SinkSettings(topics=topics, sink_group_id=group_id + "-sink")
-    truth = dict(
-        zip(live[spec.entity_key.column], live[spec.label.column].astype(str), strict=True)
+    fill = stream_into_store(
+        bootstrap=bootstrap,
+        topics=topics,
+        group_id=group_id,
+        engine=DecisionEngine(champion, load_policy("credit_v1"), spec),
+        live=live,
+        spec=spec,
+        n_events=N_EVENTS,
+        pg_url=pg_url,
     )
-    labels = labels_for_decisions(sink_settings, truth, share=0.9, seed=1)
-    assert publish_outcomes(sink_settings, labels) == len(labels) > 600
-    db = store.make_engine(pg_url)
-    stats = DecisionSink(sink_settings, db).run(until_idle_s=3)
-    counts = store.row_counts(db)
-    db.dispose()
-    assert counts["decisions"] == counts["events"] == N_EVENTS, stats.summary()
-    assert counts["outcomes"] == len(labels)
+    assert fill.labels > 600
+    assert fill.counts["decisions"] == fill.counts["events"] == N_EVENTS, fill.stats.summary()
+    assert fill.counts["outcomes"] == fill.labels
 
     migrate(env)
     t0 = time.perf_counter()
@@ -106,7 +88,7 @@ def test_evaluate_measures_a_real_streaming_run(
     assert folder.name in (folder.parent / "index.html").read_text()
     doc = json.loads(reports[0].read_text())
     (row,) = [q for q in doc["quality"] if q["arm"] == "champion"]
-    assert row["model_version"] == version and row["labelled"] == len(labels)
+    assert row["model_version"] == version and row["labelled"] == fill.labels
     for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         assert 0.0 <= row[metric] <= 1.0
     assert row["roc_auc"] > 0.7  # the champion ranks real labels well

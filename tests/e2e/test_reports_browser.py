@@ -13,8 +13,6 @@ every image decoded (naturalWidth > 0), no script element, a full-page screensho
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from decisioning import store
 from decisioning.arms import ArmConfig
 from decisioning.policy import load_policy
 from decisioning.reports import build_reports
@@ -33,12 +30,10 @@ from models.registry import ModelRegistry
 from models.spec import load_spec
 from models.training import evaluate, train_family
 from tests.e2e.airflow_harness import REPO
-from tests.integration.streaming import make_topics, read_committed
-from workers.decide_loop import DecisionLoop
+from tests.e2e.pipeline import stream_into_store
+from tests.integration.streaming import make_topics
 from workers.engine import DecisionEngine
 from workers.producer import EventProducer, events_from_frame
-from workers.settings import SinkSettings, WorkerSettings
-from workers.sink import DecisionSink, labels_for_decisions, publish_outcomes
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +79,6 @@ def _fill_store(
             producer.send(entity_id, features, event_id=f"{entity_id}-rpt")
         for i in range(N_MALFORMED):
             producer.send_raw(f"bad-{i}", b"{not json" if i % 2 else b'{"event_id": 1}')
-    settings = WorkerSettings(topics=topics, group_id=group_id, max_batch_size=200)
     engine = DecisionEngine(
         registry.load("credit", "champion"),
         load_policy("credit_v1"),
@@ -93,31 +87,19 @@ def _fill_store(
         challenger=registry.load("credit", "challenger"),
         model_name="credit",
     )
-    loop = DecisionLoop(settings, engine, worker_name=f"e2e-{group_id}")
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 90
-    try:
-        while time.monotonic() < deadline:
-            if len(read_committed(bootstrap, topics.decisions, idle_ms=1000)) >= N_EVENTS:
-                break
-            time.sleep(0.5)
-    finally:
-        loop.stop()
-        thread.join(30)
-
-    sink_settings = SinkSettings(topics=topics, group_id=group_id + "-sink")
-    truth = dict(
-        zip(live[spec.entity_key.column], live[spec.label.column].astype(str), strict=True)
+    fill = stream_into_store(
+        bootstrap=bootstrap,
+        topics=topics,
+        group_id=group_id,
+        engine=engine,
+        live=live,
+        spec=spec,
+        n_events=N_EVENTS,
+        pg_url=pg_url,
     )
-    labels = labels_for_decisions(sink_settings, truth, share=0.9, seed=1)
-    assert publish_outcomes(sink_settings, labels) == len(labels) > 400
-    db = store.make_engine(pg_url)
-    stats = DecisionSink(sink_settings, db).run(until_idle_s=3)
-    counts = store.row_counts(db)
-    db.dispose()
-    assert counts["decisions"] == N_EVENTS, stats.summary()
-    assert counts["shadow_decisions"] > 0 and counts["dead_letters"] == N_MALFORMED
+    assert fill.labels > 400
+    assert fill.counts["decisions"] == N_EVENTS, fill.stats.summary()
+    assert fill.counts["shadow_decisions"] > 0 and fill.counts["dead_letters"] == N_MALFORMED
     return registry
 
 
