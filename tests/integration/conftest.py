@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
+from sqlalchemy import text
 
+from decisioning import store
 from workers.settings import SinkSettings, WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,3 +60,19 @@ def make_topic(bootstrap: str) -> Iterator[Callable[..., str]]:
 @pytest.fixture
 def group_id() -> str:
     return f"test-group-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def pg_url(database_url: str) -> Iterator[str]:
+    """The stack's PostgreSQL with a fresh schema first on the search path (dropped after)."""
+    if not database_url.startswith("postgresql"):
+        pytest.fail("the stack should provide PostgreSQL (DECISIONFLOW_DATABASE_URL)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = store.make_engine(database_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in database_url else "?"
+    yield f"{database_url}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

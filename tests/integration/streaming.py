@@ -9,6 +9,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
+from workers.replay import read_topic
 from workers.settings import Topics
 
 
@@ -25,18 +26,7 @@ def make_topics(make_topic: Callable[..., str], partitions: int = 4) -> Topics:
 
 def read_committed(bootstrap: str, topic: str, idle_ms: int = 3000) -> list[dict[str, Any]]:
     """Every committed record of ``topic`` (read_committed), parsed as JSON."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        consumer_timeout_ms=idle_ms,
-    )
-    try:
-        return [json.loads(m.value) for m in consumer]
-    finally:
-        consumer.close()
+    return [json.loads(r.value) for r in read_topic(bootstrap, topic, idle_ms) if r.value]
 
 
 def accounted(bootstrap: str, topics: Topics) -> tuple[Counter[str], list[dict[str, Any]]]:

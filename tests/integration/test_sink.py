@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-import pytest
 from kafka import KafkaProducer
-from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
 from decisioning import store
 from decisioning.contracts import Decision
@@ -19,22 +16,6 @@ from tests.integration.streaming import make_topics
 from workers.settings import SinkSettings
 from workers.sink import DecisionSink, publish_outcomes
 from workers.testing import valid_event
-
-
-@pytest.fixture
-def pg_url(database_url: str) -> Iterator[str]:
-    """The stack's PostgreSQL with a fresh schema first on the search path."""
-    if not database_url.startswith("postgresql"):
-        pytest.fail(f"the stack should provide PostgreSQL, got {make_url(database_url).drivername}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = store.make_engine(database_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in database_url else "?"
-    yield f"{database_url}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def _decision(i: int) -> Decision:
