@@ -11,9 +11,11 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +35,11 @@ __all__ = [
     "OutputReader",
     "Run",
     "burst_produce",
+    "free_port",
     "paced_produce",
     "percentiles",
+    "stage_snapshot",
+    "stage_summary",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +52,60 @@ def percentiles(values: list[float], qs: tuple[float, ...] = (50, 99)) -> dict[s
         return {f"p{q:g}": float("nan") for q in qs}
     arr = np.asarray(values, dtype=np.float64)
     return {f"p{q:g}": float(np.percentile(arr, q)) for q in qs}
+
+
+def free_port() -> int:
+    """A free loopback TCP port (for a worker's metrics endpoint)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+StageSnapshot = dict[str, dict[str, float]]
+
+
+def stage_snapshot(port: int) -> StageSnapshot:
+    """The worker's ``decisionflow_batch_stage_seconds`` histogram: per stage, its count, sum
+    and cumulative bucket counts (keyed by upper bound), scraped from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: StageSnapshot = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "decisionflow_batch_stage_seconds":
+            continue
+        for sample in family.samples:
+            stage = out.setdefault(sample.labels["stage"], {})
+            if sample.name.endswith("_bucket"):
+                stage[sample.labels["le"]] = sample.value
+            elif sample.name.endswith("_count"):
+                stage["count"] = sample.value
+            elif sample.name.endswith("_sum"):
+                stage["sum"] = sample.value
+    return out
+
+
+def stage_summary(before: StageSnapshot, after: StageSnapshot) -> list[dict[str, Any]]:
+    """Per stage between two snapshots: batches, mean ms and the p99 bucket bound in ms."""
+    rows = []
+    for stage, now in after.items():
+        was = before.get(stage, {})
+        count = now.get("count", 0.0) - was.get("count", 0.0)
+        if count <= 0:
+            continue
+        total = now.get("sum", 0.0) - was.get("sum", 0.0)
+        bounds = sorted((float(k), k) for k in now if k not in ("count", "sum"))
+        p99 = float("inf")
+        for bound, key in bounds:
+            if now[key] - was.get(key, 0.0) >= 0.99 * count:
+                p99 = bound
+                break
+        rows.append(
+            {"stage": stage, "batches": int(count), "mean_ms": 1000 * total / count,
+             "p99_le_ms": 1000 * p99}
+        )  # fmt: skip
+    return rows
 
 
 # --------------------------------------------------------------------------- events

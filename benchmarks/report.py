@@ -227,6 +227,15 @@ def markdown(res: dict[str, Any]) -> str:
             f"p99 {_fmt(lat.get('p99'), 'ms')}, max {_fmt(lat.get('max'), 'ms')}; "
             f"latency = committed decision read (read_committed) - scheduled send time.",
         ]
+        if stages := lat.get("stages"):
+            lines += ["", "Where a batch's time goes at that load (worker stage histogram):", ""]
+            lines += _table(
+                ["stage", "batches", "mean ms", "p99 <= ms"],
+                [
+                    [s["stage"], str(s["batches"]), f"{s['mean_ms']:.1f}", f"{s['p99_le_ms']:g}"]
+                    for s in stages
+                ],
+            )
     if sc := res.get("scoring"):
         dev = sc.get("device", {})
         lines += ["", "### Scoring micro-benchmark (rows/s)", ""]

@@ -44,8 +44,11 @@ from benchmarks.harness import (
     OutputReader,
     Run,
     burst_produce,
+    free_port,
     paced_produce,
     percentiles,
+    stage_snapshot,
+    stage_summary,
 )
 from benchmarks.report import evaluate_targets, markdown
 from workers.kafka_backends import Backend, backend_available
@@ -214,7 +217,7 @@ class Bench:
             run.children = [c for c in run.children if c not in children]
 
     def _worker_env(
-        self, topics: Topics, group: str, batch: int = 500, wait: int = 50
+        self, topics: Topics, group: str, batch: int = 500, wait: int = 50, metrics_port: int = 0
     ) -> dict[str, str]:
         return self.run.env(
             topics,
@@ -223,13 +226,14 @@ class Bench:
             DECISIONFLOW_MAX_BATCH_SIZE=str(batch),
             DECISIONFLOW_MAX_WAIT_MS=str(wait),
             DECISIONFLOW_DEVICE="auto",
+            DECISIONFLOW_METRICS_PORT=str(metrics_port),
         )
 
     def _workers(
-        self, count: int, batch: int = 500, wait: int = 50
+        self, count: int, batch: int = 500, wait: int = 50, metrics_port: int = 0
     ) -> Callable[[Topics, str], list[Child]]:
         def start(topics: Topics, group: str) -> list[Child]:
-            env = self._worker_env(topics, group, batch, wait)
+            env = self._worker_env(topics, group, batch, wait, metrics_port)
             return [self.run.start_worker(f"{group}-w{i + 1}", env) for i in range(count)]
 
         return start
@@ -303,9 +307,11 @@ class Bench:
             topics: Topics, reader: OutputReader, children: list[Child], rate: float
         ) -> None:
             print(f"[bench] latency at 50 % of {rate:,.0f} ev/s", flush=True)
+            before = stage_snapshot(port)
             lat = self._open_loop(topics, reader, rate * 0.5, self.sizes["latency_s"], "lat50")
             self.res["latency_50"] = {
                 **lat,
+                "stages": stage_summary(before, stage_snapshot(port)),
                 "max_rate": rate,
                 "max_wait_ms": 50,
                 "config": "real worker, 1 process, max_batch 500, max_wait 50 ms",
@@ -313,7 +319,8 @@ class Bench:
             self.res["profile"] = self._profile(topics, reader, children[0])
 
         print("[bench] e2e worker x1", flush=True)
-        w1 = self._phase("e2e-w1", self._workers(1), 1, n, after_w1, track_ids=True)
+        port = free_port()
+        w1 = self._phase("e2e-w1", self._workers(1, metrics_port=port), 1, n, after_w1, True)
         self.res["e2e"]["worker_1"] = {
             **w1, "backend": "kafka-python", "label": "real worker x1 (celery --decide, EOS)"
         }  # fmt: skip

@@ -17,15 +17,18 @@ ABSENT = "<absent>"
 #: Group label in a change table for a missing grouping value (e.g. no segment).
 NO_GROUP = "<none>"
 
+# One encoder for every call: json.dumps builds a new one per call when given options.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
 
 def canonical_json(value: object) -> bytes:
     """Canonical JSON bytes: sorted keys, no whitespace, UTF-8, NaN/Infinity rejected.
 
     Note that ``1`` and ``1.0`` encode differently; values are hashed as they arrived.
     """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def feature_hash(features: Mapping[str, FeatureValue], names: Iterable[str] | None = None) -> str:

@@ -65,8 +65,12 @@ def _key(value: object) -> _Key | None:
 def _member(
     values: NDArray[np.object_], missing: NDArray[np.bool_], wanted: set[_Key]
 ) -> NDArray[np.bool_]:
-    return np.fromiter(
-        (not missing[i] and _key(v) in wanted for i, v in enumerate(values)),
+    strings = {k[1] for k in wanted if k[0] == "str"}
+    return np.fromiter(  # plain strings (the common case) skip the key tuple
+        (
+            v in strings if type(v) is str else not m and _key(v) in wanted
+            for v, m in zip(values.tolist(), missing.tolist(), strict=True)
+        ),
         dtype=bool,
         count=len(values),
     )

@@ -201,54 +201,49 @@ def decide_batch(
         for decision in policy.decisions
     }
 
+    segment_names = [segment.name for segment in policy.segments]
+    thresholds = [[band_threshold(band) for band in bands] for bands in band_sets]
+    nan_rows = np.isnan(score_array).tolist()
+    scores_l, usable_l = score_array.tolist(), usable.tolist()
     out: list[DecisionParts] = []
-    for i in range(n):
-        seg = int(segment_of[i])
-        segment_name = policy.segments[seg].name if seg >= 0 else None
-        r = int(rule_of[i])
-        row_score = float(score_array[i]) if usable[i] else None
+    append = out.append
+    for i, (r, seg, b) in enumerate(
+        zip(rule_of.tolist(), segment_of.tolist(), band_of.tolist(), strict=True)
+    ):
+        segment_name = segment_names[seg] if seg >= 0 else None
+        row_score = scores_l[i] if usable_l[i] else None
         if r >= 0:
             rule = policy.rules[r]
-            out.append(
+            append(
                 DecisionParts(
-                    rule.decision,
-                    row_score,
-                    None,
-                    (rule_reasons[r],),
-                    rule.name,
-                    segment_name,
+                    rule.decision, row_score, None, (rule_reasons[r],), rule.name, segment_name,
                     "rule",
                 )
-            )
+            )  # fmt: skip
             continue
         if row_score is None:
-            why = unavailable if scores is None or np.isnan(score_array[i]) else invalid
-            out.append(
+            why = unavailable if scores is None or nan_rows[i] else invalid
+            append(
                 DecisionParts(fallback.decision, None, None, why, None, segment_name, "fallback")
             )
             continue
-        band = band_sets[seg + 1][int(band_of[i])]
+        band = band_sets[seg + 1][b]
         reasons: tuple[Reason, ...] = ()
         if top_rows is not None:
             picked = []
+            values = cat_values[i]
             for j, ok in zip(top_rows[i], ok_rows[i], strict=True):
                 if not ok:
                     break
-                name = cat_names[j]
                 rc = cat_codes[j]
                 picked.append(
-                    Reason(code=rc.code, text=rc.text, feature=name, contribution=cat_values[i][j])
+                    Reason(code=rc.code, text=rc.text, feature=cat_names[j], contribution=values[j])
                 )
             reasons = tuple(picked)
-        out.append(
+        append(
             DecisionParts(
-                band.decision,
-                row_score,
-                band_threshold(band),
-                reasons or band_reasons[band.decision],
-                None,
-                segment_name,
-                "model",
+                band.decision, row_score, thresholds[seg + 1][b],
+                reasons or band_reasons[band.decision], None, segment_name, "model",
             )
-        )
+        )  # fmt: skip
     return out

@@ -1,4 +1,9 @@
-"""Micro-batching: collect records until ``max_batch_size`` or ``max_wait_ms`` is reached."""
+"""Micro-batching: collect records until ``max_batch_size`` or ``max_wait_ms`` is reached.
+
+The wait counts from when the oldest record was produced when the caller knows it (Kafka record
+timestamps), not only from when it was polled: records that arrived while the previous batch was
+being decided have already waited, and their batch closes that much sooner.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +34,18 @@ class MicroBatcher(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, items: Iterable[T]) -> None:
-        """Append records (the wait clock starts at the first one)."""
+    def add(self, items: Iterable[T], waited: float = 0.0) -> None:
+        """Append records; ``waited``: seconds the oldest of them has already waited.
+
+        The batch's wait clock starts at its oldest record. A negative ``waited`` (a producer
+        clock ahead of ours) counts as 0, so a batch never waits longer than ``max_wait_ms``.
+        """
         before = len(self._items)
         self._items.extend(items)
-        if before == 0 and self._items:
-            self._first_at = self._clock()
+        if len(self._items) == before:
+            return
+        born = self._clock() - max(waited, 0.0)
+        self._first_at = born if self._first_at is None else min(self._first_at, born)
 
     def room(self) -> int:
         """How many records fit before the batch is full."""
@@ -48,6 +59,10 @@ class MicroBatcher(Generic[T]):
             return True
         assert self._first_at is not None
         return self._clock() - self._first_at >= self.max_wait
+
+    def age(self) -> float:
+        """Seconds since the oldest queued record arrived (0 when empty)."""
+        return self._clock() - self._first_at if self._first_at is not None else 0.0
 
     def poll_timeout_ms(self, idle_ms: int = 100) -> int:
         """How long the next poll may block without overrunning ``max_wait_ms``."""

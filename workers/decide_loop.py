@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -161,15 +162,18 @@ class DecisionLoop:
             timeout_ms=self.batcher.poll_timeout_ms(),
             max_records=max(self.batcher.room(), 1),
         )
+        now_ms = time.time() * 1000.0
         for msgs in polled.values():
             self.batcher.add(
-                RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in msgs
+                (RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in msgs),
+                waited=(now_ms - msgs[0].timestamp) / 1000.0 if msgs else 0.0,
             )
         if self.tracker.pending:
             return  # a rebalance is under way: a commit now would only be fenced
         if self.tracker.take():
             self._reconcile()
         if self.batcher.ready():
+            metrics.STAGE_SECONDS.labels("fill").observe(self.batcher.age())
             self._process(self.batcher.drain())
         self._update_lag()
 
@@ -234,7 +238,8 @@ class DecisionLoop:
             self.before_batch(self.engine)  # model hot-swap happens here, between batches
         metrics.EVENTS_CONSUMED.inc(len(batch))
         metrics.BATCH_SIZE.observe(len(batch))
-        result = self.engine.process(batch)
+        with metrics.STAGE_SECONDS.labels("decide").time():
+            result = self.engine.process(batch)
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for rec in batch:
             tp = TopicPartition(rec.topic, rec.partition)
@@ -258,6 +263,8 @@ class DecisionLoop:
         assert self.consumer is not None and self.producer is not None
         topics = self.settings.topics
         p = self.producer
+        stage = metrics.STAGE_SECONDS
+        t0 = time.perf_counter()
         p.begin_transaction()
         futures = []
         for d in result.decisions:
@@ -278,8 +285,13 @@ class DecisionLoop:
             raise KafkaError(
                 f"{len(failed)} of {len(futures)} records not written: {failed[0].exception!r}"
             )
+        t1 = time.perf_counter()
         p.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+        t2 = time.perf_counter()
         p.commit_transaction()
+        stage.labels("produce").observe(t1 - t0)
+        stage.labels("offsets").observe(t2 - t1)
+        stage.labels("commit").observe(time.perf_counter() - t2)
 
     def _abort_and_rewind(self, batch: list[RawRecord]) -> None:
         """Abort the open transaction and rewind to the first unprocessed offsets.
@@ -301,11 +313,12 @@ class DecisionLoop:
 
     def _observe(self, result: BatchResult) -> None:
         metrics.SCORE_SECONDS.observe(result.score_seconds)
+        counts = Counter((d.decision, d.arm, "false") for d in result.decisions)
+        counts.update((d.decision, d.arm, "true") for d in result.shadow)
+        for labels, n in counts.items():  # one increment per label set, not per decision
+            metrics.DECISIONS.labels(*labels).inc(n)
         for d in result.decisions:
-            metrics.DECISIONS.labels(d.decision, d.arm, "false").inc()
             metrics.E2E_LATENCY.observe(d.latency_ms / 1000.0)
-        for d in result.shadow:
-            metrics.DECISIONS.labels(d.decision, d.arm, "true").inc()
         for dl in result.dlq:
             metrics.DLQ.labels(dl.reason, dl.stage).inc()
 

@@ -34,7 +34,7 @@ from decisioning.decide import decide_batch
 from decisioning.policy import Policy
 from models.data import features_from_records
 from models.spec import FeatureSpec
-from workers.features import check_features
+from workers.features import FeatureChecker
 
 __all__ = ["BatchResult", "DecisionEngine", "RawRecord", "ScoringModel"]
 
@@ -98,6 +98,7 @@ class DecisionEngine:
         model_name: str = "credit_data",
     ) -> None:
         self.spec = spec
+        self._check_features = FeatureChecker(spec)
         self.max_message_bytes = max_message_bytes
         self.score_timeout_s = score_timeout_s
         self.arms = arms or ArmConfig()
@@ -147,7 +148,7 @@ class DecisionEngine:
     def _parse(self, rec: RawRecord, result: BatchResult) -> Event | None:
         try:
             event = parse_event(rec.value or b"", self.max_message_bytes)
-            check_features(event.features, self.spec)
+            self._check_features(event.features)
         except EventError as exc:
             stage: Stage = "validate" if exc.reason in VALIDATE_REASONS else "decode"
             result.dlq.append(dead_letter(rec, exc, stage))

@@ -13,7 +13,7 @@ from typing import Any
 from decisioning.contracts import EventError
 from models.spec import FeatureSpec
 
-__all__ = ["FeatureTypeError", "UnknownFeatureError", "check_features"]
+__all__ = ["FeatureChecker", "FeatureTypeError", "UnknownFeatureError"]
 
 
 class FeatureTypeError(EventError):
@@ -38,14 +38,22 @@ def _type_ok(kind: str, value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)  # categorical
 
 
-def check_features(features: Mapping[str, Any], spec: FeatureSpec) -> None:
-    """Raise if ``features`` has an unknown name or a value of the wrong type."""
-    kinds = {c.name: c.type for c in spec.columns}
-    unknown = sorted(set(features) - kinds.keys())
-    if unknown:
-        raise UnknownFeatureError(f"features not in spec {spec.name!r}: {unknown}")
-    for name, value in features.items():
-        if not _type_ok(kinds[name], value):
-            raise FeatureTypeError(
-                f"feature {name!r} must be {kinds[name]}, got {type(value).__name__} {value!r:.40}"
-            )
+class FeatureChecker:
+    """Checks events' features against one spec (its column types looked up once)."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec_name = spec.name
+        self.kinds = {c.name: c.type for c in spec.columns}
+
+    def __call__(self, features: Mapping[str, Any]) -> None:
+        """Raise if ``features`` has an unknown name or a value of the wrong type."""
+        kinds = self.kinds
+        if not kinds.keys() >= features.keys():
+            unknown = sorted(set(features) - kinds.keys())
+            raise UnknownFeatureError(f"features not in spec {self.spec_name!r}: {unknown}")
+        for name, value in features.items():
+            if not _type_ok(kinds[name], value):
+                raise FeatureTypeError(
+                    f"feature {name!r} must be {kinds[name]}, "
+                    f"got {type(value).__name__} {value!r:.40}"
+                )

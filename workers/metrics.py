@@ -13,6 +13,7 @@ __all__ = [
     "LAG",
     "MODEL_INFO",
     "SCORE_SECONDS",
+    "STAGE_SECONDS",
     "TRANSACTIONS",
     "serve",
 ]
@@ -29,6 +30,13 @@ SCORE_SECONDS = Histogram(
     "decisionflow_score_seconds",
     "Wall time of model scoring (incl. reason codes) per batch.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+STAGE_SECONDS = Histogram(
+    "decisionflow_batch_stage_seconds",
+    "Wall time per micro-batch stage: fill (first record buffered -> batch closed), decide "
+    "(engine), produce (send + flush), offsets (send_offsets_to_transaction), commit.",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 E2E_LATENCY = Histogram(
     "decisionflow_e2e_latency_seconds",

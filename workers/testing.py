@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,7 @@ class _Msg:
     offset: int
     key: bytes
     value: bytes
+    timestamp: int = field(default_factory=lambda: int(time.time() * 1000))
 
 
 class FakeLogConsumer:

@@ -39,3 +39,16 @@ def test_drop_removes_matching_records_and_resets_wait() -> None:
     assert b.drop(lambda _x: True) == [5]
     clock.t = 10
     assert not b.ready()
+
+
+def test_records_that_already_waited_close_their_batch_sooner() -> None:
+    clock = Clock()
+    b: MicroBatcher[int] = MicroBatcher(10, 50, clock)
+    b.add([1], waited=0.03)  # produced 30 ms before it was polled
+    assert not b.ready() and b.poll_timeout_ms() == 20
+    clock.t = 0.01
+    b.add([2], waited=0.06)  # an older record from another partition moves the clock back
+    assert b.ready() and b.age() >= 0.05
+    b.drain()
+    b.add([3], waited=-5.0)  # a producer clock ahead of ours: counts from the poll
+    assert not b.ready() and b.poll_timeout_ms() == 50
