@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 from models.spec import ColumnSpec, FeatureSpec, spec_from_mapping
 
@@ -77,30 +79,63 @@ class EncodedBatch:
         )
 
 
-def _category_strings(series: pd.Series) -> pd.Series:
-    """Normalise values to strings (NaN kept): 1, 1.0 and "1" all become "1"."""
-    missing = series.isna().to_numpy()
+# Exact types whose ``str(v)`` is what pandas' ``astype(str)`` gives (others: bytes, numpy
+# scalars, dates... take pandas' own conversion).
+_PLAIN_TYPES = frozenset({str, int, float, bool})
+
+
+def _plain_numeric(series: pd.Series) -> bool:
+    """A numpy bool/int/float column: no NA markers, ``pd.to_numeric`` leaves it unchanged."""
+    return isinstance(series.dtype, np.dtype) and series.dtype.kind in "biuf"
+
+
+def _float_values(series: pd.Series) -> npt.NDArray[np.float64]:
+    """A new float64 array of a numeric column (NaN where missing)."""
+    if _plain_numeric(series):  # skips pandas' slow na_value path
+        return np.array(series.to_numpy(), dtype=np.float64)
+    return np.array(series.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def _category_strings(series: pd.Series) -> list[str | None]:
+    """Normalise values to strings (None where missing): 1, 1.0 and "1" all become "1".
+
+    Same result as pandas' ``isna`` / ``astype(str)``, without its per-column overhead.
+    """
     if pd.api.types.is_bool_dtype(series):
-        out = series.astype(object).map({True: "true", False: "false"})
-    elif pd.api.types.is_numeric_dtype(series):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        finite = np.where(missing, 0.0, values)
+        values = series.to_numpy(dtype=object)
+        missing = pd.isna(values).tolist()
+        return [
+            None if m else ("true" if v else "false") for v, m in zip(values, missing, strict=True)
+        ]
+    if pd.api.types.is_numeric_dtype(series):
+        floats = _float_values(series)
+        isna = np.isnan(floats) if _plain_numeric(series) else series.isna().to_numpy()
+        finite = np.where(isna, 0.0, floats)
         if np.all(np.mod(finite, 1.0) == 0):
-            strings = finite.astype(np.int64).astype(str).astype(object)
+            strings = finite.astype(np.int64).astype(str).tolist()
         else:
-            strings = finite.astype(str).astype(object)
-        out = pd.Series(strings, index=series.index, dtype=object)
-    else:
-        out = series.astype(object).astype(str)
-    return out.where(~missing, other=np.nan)
+            strings = finite.astype(str).tolist()
+        return [None if m else s for s, m in zip(strings, isna.tolist(), strict=True)]
+    if isinstance(series.dtype, pd.StringDtype):  # strings already; nulls are the missing
+        keys: list[str | None] = pa.array(series.array).to_pylist()
+        return keys
+    values = series.to_numpy(dtype=object)
+    missing = pd.isna(values).tolist()
+    if not all(m or type(v) in _PLAIN_TYPES for v, m in zip(values, missing, strict=True)):
+        values = series.astype(object).astype(str).to_numpy(dtype=object)
+    return [None if m else str(v) for v, m in zip(values, missing, strict=True)]
+
+
+def _lower(strings: list[str]) -> list[str]:
+    """``str.lower`` as pandas' string dtype does it (pyarrow differs from Python on "İ", "Σ")."""
+    if all(s.isascii() for s in strings):
+        return [s.lower() for s in strings]
+    return [str(s) for s in pd.Series(strings, dtype=str).str.lower().tolist()]
 
 
 def _numeric_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float64]:
-    values = np.array(
-        pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
-        dtype=np.float64,
-        copy=True,
-    )
+    numbers = series if _plain_numeric(series) else pd.to_numeric(series, errors="coerce")
+    values = _float_values(numbers)
     values[~np.isfinite(values)] = np.nan
     if col.transform == "log1p":  # signed log1p: monotone, defined for negatives too
         values = np.asarray(np.sign(values) * np.log1p(np.abs(values)), dtype=np.float64)
@@ -110,9 +145,11 @@ def _numeric_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float6
 def _boolean_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float64]:
     mapping = {v.lower(): 1.0 for v in col.true_values}
     mapping.update({v.lower(): 0.0 for v in col.false_values})
-    strings = _category_strings(series)
-    mapped = strings.str.lower().map(mapping)
-    return np.asarray(mapped.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    keys = _category_strings(series)
+    distinct = list({k for k in keys if k is not None})
+    lowered = dict(zip(distinct, _lower(distinct), strict=True))
+    mapped = [math.nan if k is None else mapping.get(lowered[k], math.nan) for k in keys]
+    return np.array(mapped, dtype=np.float64)
 
 
 def _fill_value(values: npt.NDArray[np.float64], col: ColumnSpec) -> float:
@@ -175,10 +212,10 @@ class TabularEncoder:
 
     @staticmethod
     def _fit_categorical(series: pd.Series, col: ColumnSpec) -> dict[str, Any]:
-        strings = _category_strings(series)
-        counts = strings.dropna().value_counts()
-        ranked = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
-        vocab = [str(k) for k, _ in ranked[: col.max_categories]]
+        keys = _category_strings(series)
+        counts = Counter(k for k in keys if k is not None)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        vocab = [k for k, _ in ranked[: col.max_categories]]
         strategy = col.resolved_strategy
         fill_index = 0
         if strategy == "most_frequent" and vocab:
@@ -189,9 +226,8 @@ class TabularEncoder:
         entry: dict[str, Any] = {"type": "categorical", "vocab": vocab, "fill_index": fill_index}
         entry["baseline_index"] = 2 if vocab else fill_index
         if col.missing.indicator:
-            entry["ind_mean"], entry["ind_std"] = _moments(
-                strings.isna().to_numpy().astype(np.float64)
-            )
+            missing = np.array([k is None for k in keys], dtype=np.float64)
+            entry["ind_mean"], entry["ind_std"] = _moments(missing)
         return entry
 
     # ---------------------------------------------------------------- transform
@@ -205,22 +241,26 @@ class TabularEncoder:
             raise EncoderError("TabularEncoder is not fitted: call fit(train_df) first")
 
     def transform(self, df: pd.DataFrame) -> EncodedBatch:
-        """Encode a frame (vectorised). Unknown categories map to ``<unk>``, never raise."""
+        """Encode a frame. Unknown categories map to ``<unk>``, never raise.
+
+        Works column by column on numpy arrays and dict lookups: cheap for small online batches.
+        """
         self._require_fitted()
         self._check_columns(df)
         n = len(df)
-        num_cols: list[npt.NDArray[np.float64]] = []
-        cat_cols: list[Int64Array] = []
+        numeric = np.empty((n, len(self.numeric_names)), dtype=np.float32)
+        categorical = np.empty((n, len(self.categorical_names)), dtype=np.int64)
+        j_num = j_cat = 0
         for col in self.spec.columns:
             st = self.state[col.name]
             series = df[col.name]
             if col.type == "categorical":
-                strings = _category_strings(series)
-                isnan = strings.isna().to_numpy()
-                codes = pd.Categorical(strings, categories=st["vocab"]).codes.astype(np.int64)
-                idx = np.where(codes < 0, 1, codes + 2)
-                idx = np.where(isnan, st["fill_index"], idx).astype(np.int64)
-                cat_cols.append(idx)
+                keys = _category_strings(series)
+                lookup = {token: i for i, token in enumerate(st["vocab"], start=2)}
+                fill = st["fill_index"]
+                categorical[:, j_cat] = [fill if k is None else lookup.get(k, 1) for k in keys]
+                isnan = np.array([k is None for k in keys], dtype=bool)
+                j_cat += 1
             else:
                 raw = (
                     _numeric_values(series, col)
@@ -228,23 +268,15 @@ class TabularEncoder:
                     else _boolean_values(series, col)
                 )
                 isnan = np.isnan(raw)
-                filled = np.where(isnan, st["fill"], raw)
-                num_cols.append((filled - st["mean"]) / st["std"])
+                # computed in float64, rounded to float32 on assignment
+                numeric[:, j_num] = (np.where(isnan, st["fill"], raw) - st["mean"]) / st["std"]
+                j_num += 1
             if col.missing.indicator:
-                num_cols.append((isnan.astype(np.float64) - st["ind_mean"]) / st["ind_std"])
-        numeric = (
-            np.column_stack(num_cols).astype(np.float32)
-            if num_cols
-            else np.zeros((n, 0), dtype=np.float32)
-        )
-        categorical = (
-            np.column_stack(cat_cols).astype(np.int64)
-            if cat_cols
-            else np.zeros((n, 0), dtype=np.int64)
-        )
+                numeric[:, j_num] = (isnan.astype(np.float64) - st["ind_mean"]) / st["ind_std"]
+                j_num += 1
         return EncodedBatch(
-            numeric=np.ascontiguousarray(numeric),
-            categorical=np.ascontiguousarray(categorical),
+            numeric=numeric,
+            categorical=categorical,
             numeric_names=self.numeric_names,
             categorical_names=self.categorical_names,
             numeric_groups=self.numeric_groups,

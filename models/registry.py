@@ -200,6 +200,17 @@ class LoadedModel:
         """Per-raw-feature contributions (n_rows, n_features), columns = ``feature_names``."""
         return self.model.contributions(self.encoder.transform(df))
 
+    def score_explain(
+        self, df: pd.DataFrame
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """``(score(df), explain(df))`` with the frame encoded once, not twice.
+
+        The same arrays (values, dtypes, shapes) as the two separate calls; for callers that
+        always want both, such as the decision engine.
+        """
+        batch = self.encoder.transform(df)
+        return self.model.predict_proba(batch), self.model.contributions(batch)
+
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.float64]:
         """Score event feature dicts (missing keys -> NaN, handled by the encoder)."""
         return self.score(features_from_records(records, self.spec))

@@ -44,6 +44,7 @@ def test_round_trip_and_training_serving_parity(
     trained: dict[str, TrainedModel],
     registry: ModelRegistry,
     synth_split: tuple[pd.DataFrame, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, hold = synth_split
     model = trained[family]
@@ -58,6 +59,19 @@ def test_round_trip_and_training_serving_parity(
     np.testing.assert_allclose(
         loaded.explain(hold.head(20)), model.explain(hold.head(20)), atol=1e-6
     )
+    # score_explain: exactly score + explain (dtypes, shapes, values), the frame encoded once
+    frame = hold.head(20)
+    scores, contributions = loaded.score(frame), loaded.explain(frame)
+    transform = loaded.encoder.transform
+    encoded: list[int] = []
+    monkeypatch.setattr(
+        loaded.encoder, "transform", lambda df: encoded.append(len(df)) or transform(df)
+    )
+    both = loaded.score_explain(frame)
+    assert encoded == [20]
+    for got, want in zip(both, (scores, contributions), strict=True):
+        assert got.dtype == want.dtype == np.float64 and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
     records = hold[model.spec.feature_names].head(10).to_dict(orient="records")
     np.testing.assert_allclose(loaded.score_records(records), model.score(hold.head(10)), atol=1e-6)
     meta = loaded.metadata
