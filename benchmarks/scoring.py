@@ -5,7 +5,8 @@ For each batch size it times, on the model's device (cuda when torch sees one, e
 * ``bare_torch``: ``net(numeric, categorical)`` on tensors already on the device — the floor
   of what the model costs;
 * ``score``: ``LoadedModel.score(frame)`` — encoding + forward + copy back;
-* ``score_explain``: ``score`` + ``explain`` (integrated gradients) — what the engine calls;
+* ``score_explain``: ``LoadedModel.score_explain`` — one encoding, forward + integrated
+  gradients: what the engine calls;
 * ``engine``: ``DecisionEngine.process(records)`` — JSON parse, validation, features, score,
   explain, policy, decision records;
 * ``engine_serialise``: ``engine`` + ``model_dump_json`` of every decision (what the loop
@@ -68,7 +69,11 @@ def run_scoring(
     from models.data import features_from_records
     from models.registry import ModelRegistry
     from workers.engine import DecisionEngine
+    from workers.settings import WorkerSettings
 
+    threads = WorkerSettings().torch_threads
+    if threads:  # the worker's own setting, so these rows match what a worker does
+        torch.set_num_threads(threads)
     info = device_info()
     model = ModelRegistry(registry_root).load("credit_data", "champion", device=info["device"])
     net = model.model.net  # type: ignore[attr-defined]
@@ -93,6 +98,15 @@ def run_scoring(
             with torch.inference_mode():
                 return net(num, cat)
 
+        def score(frame: Any = frame) -> object:
+            return model.score(frame)
+
+        def score_explain(frame: Any = frame) -> object:
+            return model.score_explain(frame)
+
+        def decide(batch: list[Any] = batch) -> object:
+            return engine.process(batch)
+
         def serialise(batch: list[Any] = batch) -> object:
             out = engine.process(batch)
             return [d.model_dump_json().encode() for d in out.decisions]
@@ -101,11 +115,9 @@ def run_scoring(
             {
                 "batch": n,
                 "bare_torch": _rate(bare, n, min_seconds, sync),
-                "score": _rate(lambda f=frame: model.score(f), n, min_seconds, sync),
-                "score_explain": _rate(
-                    lambda f=frame: (model.score(f), model.explain(f)), n, min_seconds, sync
-                ),
-                "engine": _rate(lambda b=batch: engine.process(b), n, min_seconds, sync),
+                "score": _rate(score, n, min_seconds, sync),
+                "score_explain": _rate(score_explain, n, min_seconds, sync),
+                "engine": _rate(decide, n, min_seconds, sync),
                 "engine_serialise": _rate(serialise, n, min_seconds, sync),
             }
         )

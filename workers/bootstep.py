@@ -26,6 +26,10 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
     from workers.engine import DecisionEngine
     from workers.model_holder import ModelHolder
 
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     device = None if settings.device == "auto" else settings.device
     holder = ModelHolder(
         ModelRegistry(settings.registry_url),

@@ -49,9 +49,11 @@ class ScoringModel(Protocol):
     version: int
     spec: FeatureSpec
 
-    def score(self, df: pd.DataFrame) -> npt.NDArray[np.float64]: ...
-
-    def explain(self, df: pd.DataFrame) -> npt.NDArray[np.float64]: ...
+    def score_explain(
+        self, df: pd.DataFrame
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Risk scores (n,) and per-feature contributions (n, n_features), one encoding."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +225,7 @@ class DecisionEngine:
             return None, None
 
         def run() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-            return model.score(frame), model.explain(frame)
+            return model.score_explain(frame)
 
         future = self._pool.submit(run)
         try:

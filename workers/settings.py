@@ -130,6 +130,10 @@ class WorkerSettings(_Base):
     score_timeout_s: float = Field(default=10.0, gt=0)
     delivery: Literal["exactly_once", "at_least_once"] = "exactly_once"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch intra-op CPU threads per worker (0 = torch's default, one per core). One thread
+    # per worker process is the robust choice: on a shared host, several spinning OpenMP
+    # threads per worker slowed integrated gradients 27x (see docs/benchmarks.md).
+    torch_threads: int = Field(default=1, ge=0, le=256)
     reload_poll_s: float = Field(default=5.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve
     transactional_id_prefix: str = "decisionflow"

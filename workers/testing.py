@@ -37,10 +37,13 @@ class FakeModel:
         amount = pd.to_numeric(df["Amount"], errors="coerce").fillna(0).to_numpy(np.float64)
         return amount / (amount + 2000.0)
 
-    def explain(self, df: pd.DataFrame) -> npt.NDArray[np.float64]:
+    def score_explain(
+        self, df: pd.DataFrame
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        scores = self.score(df)
         out = np.zeros((len(df), len(self.spec.feature_names)))
-        out[:, self.spec.feature_names.index("Amount")] = self.score(df)
-        return out
+        out[:, self.spec.feature_names.index("Amount")] = scores
+        return scores, out
 
 
 def valid_event(i: int, amount: float = 1000.0) -> dict[str, object]:
