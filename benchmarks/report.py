@@ -217,11 +217,13 @@ def markdown(res: dict[str, Any]) -> str:
                 for s in res["sweep"]
             ],
         )
-    if lat := res.get("latency_50"):
-        lines += ["", "### Latency at 50 % of the maximum sustainable rate", ""]
+    for pct in (50, 25):
+        if not (lat := res.get(f"latency_{pct}")):
+            continue
+        lines += ["", f"### Latency at {pct} % of the maximum sustainable rate", ""]
         lines += [
             f"Open-loop producer at {_fmt(lat.get('target_rate'), 'rate')} events/s "
-            f"(achieved {_fmt(lat.get('achieved_rate'), 'rate')}) = 50 % of "
+            f"(achieved {_fmt(lat.get('achieved_rate'), 'rate')}) = {pct} % of "
             f"{_fmt(lat.get('max_rate'), 'rate')} events/s ({lat.get('config', '')}); "
             f"{lat.get('events')} events; p50 {_fmt(lat.get('p50'), 'ms')}, "
             f"p99 {_fmt(lat.get('p99'), 'ms')}, max {_fmt(lat.get('max'), 'ms')}; "

@@ -29,6 +29,7 @@ from workers.settings import WorkerSettings
 __all__ = ["DecisionLoop", "RevocationTracker"]
 
 log = logging.getLogger(__name__)
+REJOIN_POLL_MS = 100
 
 
 class RevocationTracker(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -46,6 +47,8 @@ class RevocationTracker(ConsumerRebalanceListener):  # type: ignore[misc]
         self.pending = False  # revoked, new assignment not in yet
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
         with self._lock:
             for tp in revoked:
                 self._revoked.add((tp.topic, tp.partition))
@@ -53,6 +56,8 @@ class RevocationTracker(ConsumerRebalanceListener):  # type: ignore[misc]
             self.pending = True
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
         with self._lock:
             self.assigned |= {(tp.topic, tp.partition) for tp in assigned}
             self.pending = False
@@ -158,10 +163,10 @@ class DecisionLoop:
 
     def _run_once(self) -> None:
         assert self.consumer is not None
-        polled = self.consumer.poll(
-            timeout_ms=self.batcher.poll_timeout_ms(),
-            max_records=max(self.batcher.room(), 1),
-        )
+        # Nothing can be committed while a rebalance is pending: give the client poll time to
+        # rejoin rather than spinning on poll(timeout_ms=0), which a ready batch would ask for.
+        timeout_ms = REJOIN_POLL_MS if self.tracker.pending else self.batcher.poll_timeout_ms()
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max(self.batcher.room(), 1))
         now_ms = time.time() * 1000.0
         for msgs in polled.values():
             self.batcher.add(

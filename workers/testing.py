@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,7 @@ class _Msg:
     offset: int
     key: bytes
     value: bytes
-    timestamp: int = field(default_factory=lambda: int(time.time() * 1000))
+    timestamp: int  # ms since the epoch, as Kafka's CreateTime
 
 
 class FakeLogConsumer:
@@ -72,12 +72,17 @@ class FakeLogConsumer:
 
     ``rebalance_on_poll`` maps a poll number to (revoked, assigned) partition lists; the
     listener is called like the real client does, and positions are kept, as kafka-python
-    does for partitions that are handed straight back.
+    does for partitions that are handed straight back. ``rebalance_after_poll`` starts the
+    rebalance after that poll has returned its records. A started rebalance completes in the
+    next poll with a timeout (``rejoin_needs_time``) or in any poll.
     """
 
-    def __init__(self, logs: dict[int, list[bytes]], topic: str = "events") -> None:
+    def __init__(
+        self, logs: dict[int, list[bytes]], topic: str = "events", produced_ago_ms: int = 0
+    ) -> None:
         from kafka import TopicPartition
 
+        self.produced_ago_ms = produced_ago_ms  # record timestamps: this long before the poll
         self.topic = topic
         self.logs = logs
         self.tps = {p: TopicPartition(topic, p) for p in logs}
@@ -86,9 +91,13 @@ class FakeLogConsumer:
         self.listener: Any = None
         self.polls = 0
         self.rebalance_on_poll: dict[int, tuple[list[int], list[int]]] = {}
+        self.rebalance_after_poll: dict[int, tuple[list[int], list[int]]] = {}
         # None: re-assigned partitions keep their position (kafka-python 3); else a function
         # giving the committed offset the position is reset to (other clients, lost members)
         self.reset_to: Any = None
+        # True: a rejoin completes only in a poll with a timeout (a client that needs poll time)
+        self.rejoin_needs_time = True
+        self._joining: list[int] | None = None
 
     def assignment(self) -> set[Any]:
         return {self.tps[p] for p in self.assigned}
@@ -102,8 +111,11 @@ class FakeLogConsumer:
     def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[Any, list[Any]]:
         self.polls += 1
         if self.polls in self.rebalance_on_poll:
-            revoked, assigned = self.rebalance_on_poll[self.polls]
-            self.listener.on_partitions_revoked([self.tps[p] for p in revoked])
+            self._revoke(*self.rebalance_on_poll[self.polls])
+        if self._joining is not None:
+            if timeout_ms == 0 and self.rejoin_needs_time:
+                return {}  # the rejoin needs poll time
+            assigned, self._joining = self._joining, None
             self.assigned = set(assigned)
             if self.reset_to is not None:
                 for p in assigned:
@@ -114,12 +126,21 @@ class FakeLogConsumer:
             start = self.positions[p]
             chunk = self.logs[p][start : start + max_records]
             if chunk:
+                born = int(time.time() * 1000) - self.produced_ago_ms
                 out[self.tps[p]] = [
-                    _Msg(self.topic, p, start + i, f"k{p}".encode(), v) for i, v in enumerate(chunk)
+                    _Msg(self.topic, p, start + i, f"k{p}".encode(), v, born)
+                    for i, v in enumerate(chunk)
                 ]
                 self.positions[p] = start + len(chunk)
                 max_records -= len(chunk)
+        if self.polls in self.rebalance_after_poll:  # records fetched, then a rebalance starts
+            self._revoke(*self.rebalance_after_poll[self.polls])
         return out
+
+    def _revoke(self, revoked: list[int], assigned: list[int]) -> None:
+        self.listener.on_partitions_revoked([self.tps[p] for p in revoked])
+        self.assigned = set()
+        self._joining = assigned
 
     def position(self, tp: Any, timeout_ms: int | None = None) -> int:
         return self.positions[tp.partition]

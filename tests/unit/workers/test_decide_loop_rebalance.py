@@ -1,5 +1,5 @@
 """The decide loop over in-package client doubles: rebalances and failed writes still leave
-every event decided exactly once."""
+every event decided exactly once; events that already waited in Kafka do not wait again."""
 
 from __future__ import annotations
 
@@ -99,3 +99,36 @@ def test_records_failed_inside_a_transaction_are_not_committed_past() -> None:
     assert set(decided) == {f"evt-{i}" for i in range(120)}, "a decision was lost"
     assert max(decided.values()) == 1
     assert producer.aborts == 1
+
+
+def test_events_that_already_waited_in_kafka_are_decided_at_once() -> None:
+    # max_wait is 10 s; these events were produced 20 s before the worker polled them
+    consumer = FakeLogConsumer({0: _events(5, 0)}, produced_ago_ms=20_000)
+    producer = FakeTxnProducer()
+    _loop(consumer, producer)._run_once()
+    assert sum(t == "decisions" for t, _ in producer.committed) == 5
+
+
+def test_fresh_events_wait_for_their_batch_to_fill_or_time_out() -> None:
+    consumer = FakeLogConsumer({0: _events(5, 0)})
+    producer = FakeTxnProducer()
+    loop = _loop(consumer, producer)
+    loop._run_once()
+    assert producer.committed == [] and len(loop.batcher) == 5
+
+
+def test_a_rebalance_completes_while_a_ready_batch_waits() -> None:
+    # the batch is ready (old events) when partitions are revoked: the loop must still give
+    # the client time to rejoin, or it spins on poll(0) and the partitions stall for good
+    consumer = FakeLogConsumer({0: _events(30, 0), 1: _events(30, 1)}, produced_ago_ms=20_000)
+    consumer.rebalance_after_poll = {1: ([0, 1], [0, 1])}
+    producer = FakeTxnProducer()
+    loop = _loop(consumer, producer)
+    original = consumer.poll
+    consumer.poll = lambda timeout_ms=0, max_records=500: original(  # type: ignore[method-assign]
+        timeout_ms, 10 if consumer.polls == 0 else max_records
+    )
+    for _ in range(10):
+        loop._run_once()
+    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    assert len(decided) == 60 and max(decided.values()) == 1
