@@ -92,6 +92,7 @@ class FakeLogConsumer:
         self.polls = 0
         self.rebalance_on_poll: dict[int, tuple[list[int], list[int]]] = {}
         self.rebalance_after_poll: dict[int, tuple[list[int], list[int]]] = {}
+        self.first_poll_max: int | None = None  # cap on the first poll's records
         # None: re-assigned partitions keep their position (kafka-python 3); else a function
         # giving the committed offset the position is reset to (other clients, lost members)
         self.reset_to: Any = None
@@ -110,6 +111,8 @@ class FakeLogConsumer:
 
     def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[Any, list[Any]]:
         self.polls += 1
+        if self.polls == 1 and self.first_poll_max is not None:
+            max_records = min(max_records, self.first_poll_max)
         if self.polls in self.rebalance_on_poll:
             self._revoke(*self.rebalance_on_poll[self.polls])
         if self._joining is not None:

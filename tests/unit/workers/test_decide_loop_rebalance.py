@@ -34,12 +34,7 @@ def test_revoked_and_reassigned_partition_is_reread_not_skipped() -> None:
     consumer.rebalance_on_poll = {2: ([0, 1], [0, 1])}
     producer = FakeTxnProducer()
     loop = _loop(consumer, producer)
-    original = consumer.poll
-
-    def first_poll_small(timeout_ms: int = 0, max_records: int = 500) -> dict:  # type: ignore[type-arg]
-        return original(timeout_ms, 20 if consumer.polls == 0 else max_records)
-
-    consumer.poll = first_poll_small  # type: ignore[method-assign]
+    consumer.first_poll_max = 20
     for _ in range(20):
         loop._run_once()
     loop._shutdown()
@@ -54,10 +49,7 @@ def test_partition_moved_away_is_left_to_its_new_owner() -> None:
     consumer.rebalance_on_poll = {2: ([0, 1], [1])}
     producer = FakeTxnProducer()
     loop = _loop(consumer, producer)
-    original = consumer.poll
-    consumer.poll = lambda timeout_ms=0, max_records=500: original(  # type: ignore[method-assign]
-        timeout_ms, 10 if consumer.polls == 0 else max_records
-    )
+    consumer.first_poll_max = 10
     for _ in range(10):
         loop._run_once()
     loop._shutdown()
@@ -75,10 +67,7 @@ def test_position_reset_on_reassignment_does_not_decide_twice() -> None:
         (off for tp, off in producer.offsets.items() if tp.partition == p), 0
     )
     loop = _loop(consumer, producer)
-    original = consumer.poll
-    consumer.poll = lambda timeout_ms=0, max_records=500: original(  # type: ignore[method-assign]
-        timeout_ms, 20 if consumer.polls == 0 else max_records
-    )
+    consumer.first_poll_max = 20
     for _ in range(20):
         loop._run_once()
     loop._shutdown()
@@ -124,10 +113,7 @@ def test_a_rebalance_completes_while_a_ready_batch_waits() -> None:
     consumer.rebalance_after_poll = {1: ([0, 1], [0, 1])}
     producer = FakeTxnProducer()
     loop = _loop(consumer, producer)
-    original = consumer.poll
-    consumer.poll = lambda timeout_ms=0, max_records=500: original(  # type: ignore[method-assign]
-        timeout_ms, 10 if consumer.polls == 0 else max_records
-    )
+    consumer.first_poll_max = 10
     for _ in range(10):
         loop._run_once()
     decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
