@@ -207,6 +207,7 @@ def paced_produce(
     """
     try:
         p = _confluent_producer(bootstrap, 1)
+        p.list_topics(topic, timeout=30)  # connected, with the topic's leaders, before t0
         send: Callable[[bytes, bytes], None] = lambda k, v: p.produce(topic, value=v, key=k)  # noqa: E731
         serve: Callable[[], object] = lambda: p.poll(0)  # noqa: E731
         flush: Callable[[], object] = lambda: p.flush(30)  # noqa: E731
@@ -280,7 +281,9 @@ class OutputReader:
         self._ready.set()
         try:
             while not self._stop.is_set():
-                msgs = c.consume(num_messages=10_000, timeout=0.05)
+                # consume() returns when it has num_messages or at the timeout: keep the
+                # timeout short, or the reader's own wait is charged to every latency
+                msgs = c.consume(num_messages=10_000, timeout=0.005)
                 now = time.perf_counter()
                 good = [m for m in msgs if m.error() is None]
                 self._note(now, [m.value() for m in good])
