@@ -45,6 +45,7 @@ class RevocationTracker(ConsumerRebalanceListener):  # type: ignore[misc]
         self._revoked: set[tuple[str, int]] = set()
         self.assigned: set[tuple[str, int]] = set()
         self.pending = False  # revoked, new assignment not in yet
+        self.pending_since = 0.0  # time.monotonic() of the revocation that set ``pending``
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = list(revoked)
@@ -53,6 +54,8 @@ class RevocationTracker(ConsumerRebalanceListener):  # type: ignore[misc]
             for tp in revoked:
                 self._revoked.add((tp.topic, tp.partition))
                 self.assigned.discard((tp.topic, tp.partition))
+            if not self.pending:
+                self.pending_since = time.monotonic()
             self.pending = True
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -61,6 +64,11 @@ class RevocationTracker(ConsumerRebalanceListener):  # type: ignore[misc]
         with self._lock:
             self.assigned |= {(tp.topic, tp.partition) for tp in assigned}
             self.pending = False
+
+    def reset(self) -> None:
+        """Forget every partition: the clients were rebuilt and will join afresh."""
+        with self._lock:
+            self._revoked, self.assigned, self.pending = set(), set(), False
 
     def take(self) -> set[tuple[str, int]]:
         """Partitions revoked since the last call."""
@@ -174,7 +182,13 @@ class DecisionLoop:
                 waited=(now_ms - msgs[0].timestamp) / 1000.0 if msgs else 0.0,
             )
         if self.tracker.pending:
-            return  # a rebalance is under way: a commit now would only be fenced
+            # a rebalance is under way: a commit now would only be fenced
+            stuck = time.monotonic() - self.tracker.pending_since
+            if stuck > self.settings.rejoin_timeout_s:
+                # seen with kafka-python 3: a rejoin that never completes, the partitions
+                # stalled until the member is expelled; a fresh consumer joins cleanly
+                raise KafkaError(f"rebalance not finished after {stuck:.0f}s; new clients")
+            return
         if self.tracker.take():
             self._reconcile()
         if self.batcher.ready():
@@ -234,6 +248,7 @@ class DecisionLoop:
         self.consumer = None
         self.producer = None
         self.batcher.drain_all()
+        self.tracker.reset()
 
     # ------------------------------------------------------------------ one batch
 

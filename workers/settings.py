@@ -137,6 +137,8 @@ class WorkerSettings(_Base):
     reload_poll_s: float = Field(default=5.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve
     transactional_id_prefix: str = "decisionflow"
+    # a rebalance still unfinished after this long rebuilds the worker's Kafka clients
+    rejoin_timeout_s: float = Field(default=60.0, gt=0)
     # an open transaction of a killed worker blocks read_committed readers until it times out
     transaction_timeout_ms: int = Field(default=15_000, ge=1_000)
 

@@ -98,6 +98,7 @@ class FakeLogConsumer:
         self.reset_to: Any = None
         # True: a rejoin completes only in a poll with a timeout (a client that needs poll time)
         self.rejoin_needs_time = True
+        self.rejoin_never_completes = False
         self._joining: list[int] | None = None
 
     def assignment(self) -> set[Any]:
@@ -116,8 +117,8 @@ class FakeLogConsumer:
         if self.polls in self.rebalance_on_poll:
             self._revoke(*self.rebalance_on_poll[self.polls])
         if self._joining is not None:
-            if timeout_ms == 0 and self.rejoin_needs_time:
-                return {}  # the rejoin needs poll time
+            if self.rejoin_never_completes or (timeout_ms == 0 and self.rejoin_needs_time):
+                return {}  # the rejoin needs poll time, or is stuck
             assigned, self._joining = self._joining, None
             self.assigned = set(assigned)
             if self.reset_to is not None:

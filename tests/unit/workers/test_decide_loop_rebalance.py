@@ -4,7 +4,11 @@ every event decided exactly once; events that already waited in Kafka do not wai
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
+
+import pytest
+from kafka.errors import KafkaError
 
 from decisioning.policy import load_policy
 from workers.decide_loop import DecisionLoop
@@ -118,3 +122,19 @@ def test_a_rebalance_completes_while_a_ready_batch_waits() -> None:
         loop._run_once()
     decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
     assert len(decided) == 60 and max(decided.values()) == 1
+
+
+def test_a_rebalance_that_never_finishes_rebuilds_the_clients() -> None:
+    consumer = FakeLogConsumer({0: _events(30, 0)})
+    consumer.rebalance_after_poll = {1: ([0], [0])}
+    consumer.rejoin_never_completes = True
+    producer = FakeTxnProducer()
+    loop = _loop(consumer, producer)
+    loop.settings = loop.settings.model_copy(update={"rejoin_timeout_s": 0.05})
+    loop._run_once()  # the rebalance starts
+    loop._run_once()  # still under way: wait
+    time.sleep(0.06)
+    with pytest.raises(KafkaError, match="rebalance not finished"):
+        loop._run_once()
+    loop._reset_clients()  # what run() does on a KafkaError; then it builds new clients
+    assert not loop.tracker.pending and len(loop.batcher) == 0
