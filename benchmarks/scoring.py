@@ -68,12 +68,11 @@ def run_scoring(
     from decisioning.policy import load_policy
     from models.data import features_from_records
     from models.registry import ModelRegistry
+    from workers.bootstep import tune_process
     from workers.engine import DecisionEngine
     from workers.settings import WorkerSettings
 
-    threads = WorkerSettings().torch_threads
-    if threads:  # the worker's own setting, so these rows match what a worker does
-        torch.set_num_threads(threads)
+    tune_process(WorkerSettings())  # torch threads and GC as in a worker
     info = device_info()
     model = ModelRegistry(registry_root).load("credit_data", "champion", device=info["device"])
     net = model.model.net  # type: ignore[attr-defined]
