@@ -64,7 +64,7 @@ WARM = 200
 
 
 def sizes_for(quick: bool) -> dict[str, Any]:
-    """Event counts and durations of the quick (< 2 min) and full (~10 min) modes."""
+    """Event counts and durations of the quick (< 2 min) and full (~7 min here) modes."""
     if quick:
         return {
             "ceiling": 3000,
