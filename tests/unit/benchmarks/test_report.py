@@ -82,3 +82,19 @@ def test_fold_stacks_charges_the_deepest_named_stage() -> None:
     assert out["stages"]["serialise decisions (pydantic JSON)"] == 20.0
     assert out["stages"]["other"] == 20.0
     assert out["top_leaves"][0] == {"frame": "mm (torch:1)", "pct": 60.0}
+
+
+def test_stage_summary_is_the_difference_between_two_scrapes() -> None:
+    from benchmarks.harness import stage_summary
+
+    before = {"decide": {"count": 10.0, "sum": 0.5, "0.01": 2.0, "0.1": 10.0, "+Inf": 10.0}}
+    after = {
+        "decide": {"count": 110.0, "sum": 2.5, "0.01": 52.0, "0.1": 109.0, "+Inf": 110.0},
+        "commit": {"count": 0.0, "sum": 0.0, "+Inf": 0.0},  # no batch in between: left out
+    }
+    (row,) = stage_summary(before, after)
+    assert row["stage"] == "decide" and row["batches"] == 100
+    assert row["mean_ms"] == pytest.approx(20.0)  # 2.0 s over 100 batches
+    assert row["p99_le_ms"] == pytest.approx(100.0)  # 99 of 100 new batches were <= 0.1 s
+    text = markdown({**_result(), "latency_50": {**_result()["latency_50"], "stages": [row]}})
+    assert "| decide | 100 | 20.0 | 100 |" in text
