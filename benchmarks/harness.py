@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -35,7 +34,6 @@ __all__ = [
     "OutputReader",
     "Run",
     "burst_produce",
-    "free_port",
     "paced_produce",
     "percentiles",
     "stage_snapshot",
@@ -52,13 +50,6 @@ def percentiles(values: list[float], qs: tuple[float, ...] = (50, 99)) -> dict[s
         return {f"p{q:g}": float("nan") for q in qs}
     arr = np.asarray(values, dtype=np.float64)
     return {f"p{q:g}": float(np.percentile(arr, q)) for q in qs}
-
-
-def free_port() -> int:
-    """A free loopback TCP port (for a worker's metrics endpoint)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 StageSnapshot = dict[str, dict[str, float]]

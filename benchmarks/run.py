@@ -44,7 +44,6 @@ from benchmarks.harness import (
     OutputReader,
     Run,
     burst_produce,
-    free_port,
     paced_produce,
     percentiles,
     stage_snapshot,
@@ -52,6 +51,7 @@ from benchmarks.harness import (
 )
 from benchmarks.report import evaluate_targets, markdown
 from workers.kafka_backends import Backend, backend_available
+from workers.launch import free_port
 from workers.settings import Topics, WorkerSettings
 
 __all__ = ["PHASES", "main", "sizes_for"]

@@ -7,6 +7,7 @@ an operator does: ``celery -A workers.celery_app worker --pool=solo -n NAME@%h -
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,14 @@ from pathlib import Path
 
 from workers.settings import REPO_ROOT
 
-__all__ = ["ChildProcess", "start_worker", "worker_command"]
+__all__ = ["ChildProcess", "free_port", "start_worker", "worker_command"]
+
+
+def free_port() -> int:
+    """A free loopback TCP port (for a child's metrics or web endpoint)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def worker_command(name: str, queue: str, *, decide: bool = True) -> list[str]:

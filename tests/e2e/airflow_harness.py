@@ -6,19 +6,12 @@ process with the test's environment; the test process never imports Airflow.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from workers.airflow_local import airflow_env, dag_test, migrate
+from workers.launch import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_env(tmp: Path, database_url: str, port: int | None = None) -> dict[str, str]:

@@ -28,6 +28,17 @@ def _loop(consumer: FakeLogConsumer, producer: FakeTxnProducer) -> DecisionLoop:
     return loop
 
 
+def _decided(
+    loop: DecisionLoop, producer: FakeTxnProducer, polls: int, shutdown: bool = True
+) -> Counter[str]:
+    """Run the loop for ``polls`` polls (then stop it) and count committed decisions by id."""
+    for _ in range(polls):
+        loop._run_once()
+    if shutdown:
+        loop._shutdown()
+    return Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+
+
 def _events(n: int, partition: int) -> list[bytes]:
     return [json.dumps(valid_event(partition * 1000 + i)).encode() for i in range(n)]
 
@@ -39,10 +50,7 @@ def test_revoked_and_reassigned_partition_is_reread_not_skipped() -> None:
     producer = FakeTxnProducer()
     loop = _loop(consumer, producer)
     consumer.first_poll_max = 20
-    for _ in range(20):
-        loop._run_once()
-    loop._shutdown()
-    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    decided = _decided(loop, producer, polls=20)
     assert set(decided) == {f"evt-{p * 1000 + i}" for p in (0, 1) for i in range(80)}
     assert max(decided.values()) == 1
     assert {tp.partition: off for tp, off in producer.offsets.items()} == {0: 80, 1: 80}
@@ -54,10 +62,7 @@ def test_partition_moved_away_is_left_to_its_new_owner() -> None:
     producer = FakeTxnProducer()
     loop = _loop(consumer, producer)
     consumer.first_poll_max = 10
-    for _ in range(10):
-        loop._run_once()
-    loop._shutdown()
-    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    decided = _decided(loop, producer, polls=10)
     assert set(decided) == {f"evt-{1000 + i}" for i in range(30)}  # partition 0 not ours now
     assert max(decided.values()) == 1
     assert {tp.partition for tp in producer.offsets} == {1}
@@ -72,10 +77,7 @@ def test_position_reset_on_reassignment_does_not_decide_twice() -> None:
     )
     loop = _loop(consumer, producer)
     consumer.first_poll_max = 20
-    for _ in range(20):
-        loop._run_once()
-    loop._shutdown()
-    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    decided = _decided(loop, producer, polls=20)
     assert set(decided) == {f"evt-{p * 1000 + i}" for p in (0, 1) for i in range(80)}
     assert max(decided.values()) == 1, "records re-read after a reset were decided twice"
 
@@ -85,10 +87,7 @@ def test_records_failed_inside_a_transaction_are_not_committed_past() -> None:
     producer = FakeTxnProducer()
     producer.fail_sends = 10  # the first batch's writes fail, the transaction would not
     loop = _loop(consumer, producer)
-    for _ in range(10):
-        loop._run_once()
-    loop._shutdown()
-    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    decided = _decided(loop, producer, polls=10)
     assert set(decided) == {f"evt-{i}" for i in range(120)}, "a decision was lost"
     assert max(decided.values()) == 1
     assert producer.aborts == 1
@@ -118,9 +117,7 @@ def test_a_rebalance_completes_while_a_ready_batch_waits() -> None:
     producer = FakeTxnProducer()
     loop = _loop(consumer, producer)
     consumer.first_poll_max = 10
-    for _ in range(10):
-        loop._run_once()
-    decided = Counter(json.loads(v)["event_id"] for t, v in producer.committed if t == "decisions")
+    decided = _decided(loop, producer, polls=10, shutdown=False)
     assert len(decided) == 60 and max(decided.values()) == 1
 
 
