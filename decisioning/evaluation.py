@@ -24,6 +24,7 @@ from models.spec import FeatureSpec
 
 __all__ = [
     "GROUP_KEYS",
+    "QUALITY_METRICS",
     "TriggerVerdict",
     "decision_rates",
     "drift_table",
@@ -35,6 +36,8 @@ __all__ = [
 
 #: Quality is reported per (model_version, arm).
 GROUP_KEYS: tuple[str, str] = ("model_version", "arm")
+#: The :class:`~models.metrics.Metrics` attributes a quality table reports, in column order.
+QUALITY_METRICS = ("positive_rate", "accuracy", "precision", "recall", "f1", "roc_auc")
 _EPS = 1e-4  # floor for empty bins so the log stays finite
 _MISSING = "<missing>"
 _OTHER = "<other>"
@@ -71,35 +74,11 @@ def quality_table(
         if len(usable) >= max(min_labelled, 1):
             y = (usable["label"].astype(str) == str(positive)).to_numpy(np.int64)
             m = compute_metrics(y, usable["score"].to_numpy(np.float64), threshold)
-            row.update(
-                {
-                    "positive_rate": m.positive_rate,
-                    "accuracy": m.accuracy,
-                    "precision": m.precision,
-                    "recall": m.recall,
-                    "f1": m.f1,
-                    "roc_auc": m.roc_auc,
-                }
-            )
+            row.update({name: getattr(m, name) for name in QUALITY_METRICS})
         else:
-            row.update(
-                dict.fromkeys(
-                    ("positive_rate", "accuracy", "precision", "recall", "f1", "roc_auc"), math.nan
-                )
-            )
+            row.update(dict.fromkeys(QUALITY_METRICS, math.nan))
         rows.append(row)
-    columns = [
-        *GROUP_KEYS,
-        "decisions",
-        "labelled",
-        "positive_rate",
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "roc_auc",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=[*GROUP_KEYS, "decisions", "labelled", *QUALITY_METRICS])
 
 
 def decision_rates(

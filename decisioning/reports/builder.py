@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from decisioning.evaluation import QUALITY_METRICS
 from decisioning.reports import charts
 from decisioning.reports.render import Callout, Figure, Report, Section, Table, write_report
 from decisioning.thresholds import Costs, optimal_cutoffs
@@ -67,18 +68,8 @@ def evaluation_tables(
         p = np.clip(part["score"].to_numpy(np.float64), 0.0, 1.0)
         m = compute_metrics(y, p, threshold)
         metrics.append(
-            {
-                "model": model,
-                "n": m.n,
-                "positive_rate": m.positive_rate,
-                "accuracy": m.accuracy,
-                "precision": m.precision,
-                "recall": m.recall,
-                "f1": m.f1,
-                "roc_auc": m.roc_auc,
-                "pr_auc": m.pr_auc,
-                "brier": m.brier,
-            }
+            {"model": model, "n": m.n}
+            | {name: getattr(m, name) for name in (*QUALITY_METRICS, "pr_auc", "brier")}
         )
         c = m.at_threshold.confusion
         confusion.append({"model": model, "tn": c.tn, "fp": c.fp, "fn": c.fn, "tp": c.tp})
@@ -132,18 +123,7 @@ def evaluation_tables(
     return {
         "metrics": pd.DataFrame(
             metrics,
-            columns=[
-                "model",
-                "n",
-                "positive_rate",
-                "accuracy",
-                "precision",
-                "recall",
-                "f1",
-                "roc_auc",
-                "pr_auc",
-                "brier",
-            ],
+            columns=["model", "n", *QUALITY_METRICS, "pr_auc", "brier"],
         ),
         "confusion": pd.DataFrame(confusion, columns=["model", "tn", "fp", "fn", "tp"]),
         "roc": cat(roc, ["model", "fpr", "tpr", "threshold"]),
