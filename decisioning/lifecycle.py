@@ -79,7 +79,8 @@ def extract_training_data(
     bootstrap: bool = True,
     source: str | None = None,
 ) -> dict[str, Any]:
-    """Labelled rows for training: outcomes joined to the decided features in the store.
+    """Labelled rows for training: outcomes joined to the decided features in the store, one
+    row per entity (its latest labelled event).
 
     ``window_days`` keeps events of the last N days (None: all). When the store has no
     labelled row and ``bootstrap`` is on, ``source`` (a CSV/Parquet path) or else the spec's
@@ -95,6 +96,9 @@ def extract_training_data(
     finally:
         engine.dispose()
     used = "store"
+    # An entity decided several times (re-sent or replayed events) is one labelled example:
+    # keep its latest event, or copies of one row land on both sides of the holdout split.
+    frame = frame.drop_duplicates(subset=[spec.entity_key.column], keep="last")
     if len(frame) == 0 and bootstrap:
         origin = source or spec.source
         frame, used = load_frame(spec, source), f"dataset {origin}"

@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decisioning.lifecycle import DataValidationError, validate_training_data
+from decisioning import store
+from decisioning.contracts import Event, Outcome
+from decisioning.lifecycle import (
+    DataValidationError,
+    extract_training_data,
+    validate_training_data,
+)
 from models.spec import load_spec
 
 SPEC = load_spec("credit_data")
@@ -43,3 +49,34 @@ def test_clean_data_is_split_into_train_and_holdout(tmp_path: Path) -> None:
     assert (info["train_rows"], info["holdout_rows"]) == (240, 60)
     again = validate_training_data(str(tmp_path), "credit_data", min_rows=100, seed=1)
     assert again["holdout_fingerprint"] == info["holdout_fingerprint"]  # retries are stable
+
+
+def test_an_entity_decided_several_times_is_one_training_row(tmp_path: Path) -> None:
+    # the same application streamed three times: three events, one example
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    t0 = pd.Timestamp("2026-11-01", tz="UTC").to_pydatetime()
+    events = [
+        Event(
+            event_id=f"e{i}",
+            entity_id="app-1" if i < 3 else f"app-{i}",
+            event_time=t0 + pd.Timedelta(hours=i),
+            features={"Amount": 1000.0 + i},
+        )
+        for i in range(5)
+    ]
+    engine = store.make_engine(url)
+    store.create_schema(engine)
+    with engine.begin() as conn:
+        store.write_events(conn, events)
+        store.write_outcomes(
+            conn,
+            [
+                Outcome(event_id=e.event_id, entity_id=e.entity_id, label="bad", observed_at=t0)
+                for e in events
+            ],
+        )
+    engine.dispose()
+    out = extract_training_data(url, "credit_data", str(tmp_path / "work"), bootstrap=False)
+    frame = pd.read_parquet(tmp_path / "work" / "data.parquet")
+    assert out["rows"] == 3 and frame["application_id"].is_unique
+    assert frame.loc[frame["application_id"] == "app-1", "Amount"].item() == 1002.0  # latest
