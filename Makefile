@@ -66,7 +66,8 @@ test-integration: stack-up
 test-e2e: stack-up browser
 	$(PYTEST) tests/e2e -q
 
-test: $(STAMP) stack-up lint typecheck
+# every system program a test needs is installed here (tests/e2e/conftest.py checks it)
+test: $(STAMP) stack-up browser lint typecheck
 	$(PYTEST) tests/unit tests/integration tests/e2e -q
 
 demo: stack-up

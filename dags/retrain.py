@@ -77,8 +77,8 @@ DEFAULT_ARGS = {"retries": 2, "retry_delay": pendulum.duration(minutes=2)}
             0, type="number", minimum=0, description="Days of labelled data to use; 0 = all."
         ),
         "bootstrap_source": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="CSV/Parquet to train on while the store has no labels; "
             "empty = the spec's packaged dataset.",
         ),

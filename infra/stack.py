@@ -2,7 +2,8 @@
 
 Usage: infra/stack {up|down|status|logs [service]|env}
 
-Everything lives under one run directory (DECISIONFLOW_RUN_DIR, default <repo>/var/stack):
+Everything lives under one run directory (DECISIONFLOW_RUN_DIR, default <home>/stack, the home
+being DECISIONFLOW_HOME or <repo>/var as in models/paths.py):
 data, logs, pid files and ``stack.env`` (the addresses clients should use). Services bind to
 127.0.0.1 only, on configurable ports. ``up`` is idempotent: a healthy service is left alone.
 ``down`` stops every process it started and checks none is left.
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-RUN = Path(os.environ.get("DECISIONFLOW_RUN_DIR", REPO / "var" / "stack")).resolve()
+# the layout of models/paths.py: DECISIONFLOW_RUN_DIR, else <home>/stack (home: var/)
+HOME = Path(os.environ.get("DECISIONFLOW_HOME") or REPO / "var")
+RUN = Path(os.environ.get("DECISIONFLOW_RUN_DIR") or HOME / "stack").resolve()
 HOST = "127.0.0.1"
 KAFKA_VERSION = "4.2.2"  # keep in step with infra/pom.xml
 PORTS = {

@@ -44,6 +44,7 @@ import numpy.typing as npt
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
+from models import paths
 from models.data import features_from_records
 from models.encoding import EncodedBatch, TabularEncoder
 from models.family import ModelFamily
@@ -52,7 +53,6 @@ from models.spec import FeatureSpec, SpecError, spec_from_yaml
 from models.training import TrainedModel
 
 __all__ = [
-    "DEFAULT_REGISTRY_URL",
     "REGISTRY_URL_ENV",
     "AliasEvent",
     "LoadedModel",
@@ -65,7 +65,6 @@ __all__ = [
 ]
 
 REGISTRY_URL_ENV = "DECISIONFLOW_REGISTRY_URL"
-DEFAULT_REGISTRY_URL = "./var/registry"
 MANIFEST = "MANIFEST.json"
 MANIFEST_DIGEST = "MANIFEST.json.sha256"
 ENCODER_FILE = "encoder.json"
@@ -90,8 +89,8 @@ class UnknownModelError(RegistryError, LookupError):
 
 
 def default_registry_url() -> str:
-    """``$DECISIONFLOW_REGISTRY_URL`` if set, else ``./var/registry``."""
-    return os.environ.get(REGISTRY_URL_ENV) or DEFAULT_REGISTRY_URL
+    """``$DECISIONFLOW_REGISTRY_URL`` if set, else ``registry/`` in the home (models.paths)."""
+    return paths.registry_url()
 
 
 def _sha256(data: bytes) -> str:
@@ -296,7 +295,9 @@ class ModelRegistry:
         self._check_name(name)
         versions = self._versions(name)
         if not versions:
-            raise UnknownModelError(f"unknown model {name!r}; models: {self.list_models()}")
+            raise UnknownModelError(
+                f"unknown model {name!r} in registry {self.url}; models: {self.list_models()}"
+            )
         aliases = self.aliases(name)
         rows = []
         for v in versions:
@@ -408,13 +409,16 @@ class ModelRegistry:
         self._check_name(name)
         versions = self._versions(name)
         if not versions:
-            raise UnknownModelError(f"unknown model {name!r}; models: {self.list_models()}")
+            raise UnknownModelError(
+                f"unknown model {name!r} in registry {self.url}; models: {self.list_models()}"
+            )
         text = str(ref).strip()
         if text.lstrip("v").isdigit():
             version = int(text.lstrip("v"))
             if version not in versions:
                 raise UnknownModelError(
-                    f"model {name!r} has no version {version}; versions: {versions}"
+                    f"model {name!r} in registry {self.url} has no version {version}; "
+                    f"versions: {versions}"
                 )
             return version
         if text == "latest":
@@ -422,7 +426,8 @@ class ModelRegistry:
         aliases = self.aliases(name)
         if text not in aliases:
             raise UnknownModelError(
-                f"model {name!r} has no alias {text!r}; aliases: {aliases or 'none set'}"
+                f"model {name!r} in registry {self.url} has no alias {text!r}; "
+                f"aliases: {aliases or 'none set'}"
             )
         return aliases[text]
 

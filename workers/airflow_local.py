@@ -1,10 +1,13 @@
 """`make airflow`: a local Airflow (standalone) on this project's ``dags/``.
 
-Everything lives under ``var/airflow`` (``AIRFLOW_HOME``: config, SQLite metadata DB, logs,
-the generated admin password). The UI listens on 127.0.0.1 (``--port``, default 18080, or
-``DECISIONFLOW_AIRFLOW_PORT``). Login: user ``admin``; standalone generates the password on first
-start and keeps it in ``var/airflow/simple_auth_manager_passwords.json.generated`` — this
-command prints where, never the secret itself.
+Everything lives under ``var/airflow`` (``AIRFLOW_HOME``, from :mod:`models.paths`: config,
+SQLite metadata DB, logs, the generated admin password). The DAGs see the same registry,
+reference data, reports and store as ``make demo`` and the CLI. The UI listens on 127.0.0.1
+(``--port``, default 18080, or ``DECISIONFLOW_AIRFLOW_PORT``). Login: user ``admin``; standalone
+generates the password on first start and keeps it in
+``var/airflow/simple_auth_manager_passwords.json.generated`` — this command prints where, never
+the secret itself. It works from a plain shell: the virtualenv's ``bin`` goes first on the
+children's PATH (standalone starts its scheduler, dag-processor and api-server by name).
 
     python -m workers.airflow_local            # db migrate, then airflow standalone
     python -m workers.airflow_local --print-env  # the environment, for running airflow yourself
@@ -21,9 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from models import paths
+
 __all__ = ["PASSWORD_FILE", "airflow_env", "dag_test", "main", "migrate"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 DEFAULT_PORT = 18080
 
@@ -35,13 +39,13 @@ def airflow_env(
     base: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment that points Airflow at this project (home, DAGs, DB, UI address)."""
-    home = home or REPO_ROOT / "var" / "airflow"
+    home = home or paths.airflow_home()
     env = dict(os.environ if base is None else base)
     url = f"http://127.0.0.1:{port}"
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or paths.dags_folder()),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": env.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
             "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "2"),
@@ -52,8 +56,12 @@ def airflow_env(
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            # `airflow standalone` starts its children by looking `airflow` up on PATH
+            "PATH": os.pathsep.join(
+                p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p
+            ),
             "PYTHONPATH": os.pathsep.join(
-                p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+                p for p in (str(paths.repo_root() or ""), env.get("PYTHONPATH", "")) if p
             ),
         }
     )
@@ -142,7 +150,7 @@ def dag_test(env: dict[str, str], dag_id: str, conf: dict[str, Any]) -> dict[str
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=REPO_ROOT,
+        cwd=paths.repo_root() or Path.cwd(),
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DAGRUN=")]
     if proc.returncode != 0 or not lines:

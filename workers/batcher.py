@@ -29,7 +29,8 @@ class MicroBatcher(Generic[T]):
         self.max_wait = max_wait_ms / 1000.0
         self._clock = clock
         self._items: list[T] = []
-        self._first_at: float | None = None
+        self._first_at: float | None = None  # the oldest record's birth (drives max_wait)
+        self._buffered_at: float | None = None  # when this batch's first record was buffered
 
     def __len__(self) -> int:
         return len(self._items)
@@ -44,8 +45,11 @@ class MicroBatcher(Generic[T]):
         self._items.extend(items)
         if len(self._items) == before:
             return
-        born = self._clock() - max(waited, 0.0)
+        now = self._clock()
+        born = now - max(waited, 0.0)
         self._first_at = born if self._first_at is None else min(self._first_at, born)
+        if self._buffered_at is None:
+            self._buffered_at = now
 
     def room(self) -> int:
         """How many records fit before the batch is full."""
@@ -61,8 +65,16 @@ class MicroBatcher(Generic[T]):
         return self._clock() - self._first_at >= self.max_wait
 
     def age(self) -> float:
-        """Seconds since the oldest queued record arrived (0 when empty)."""
+        """Seconds since the oldest queued record was produced, as far as known (0 when empty)."""
         return self._clock() - self._first_at if self._first_at is not None else 0.0
+
+    def fill_time(self) -> float:
+        """Seconds since this batch's first record was buffered here (0 when empty).
+
+        Unlike :meth:`age` this never includes time a record spent in Kafka before the worker
+        read it (a backlog, a producer clock ahead), so it measures the batch's own filling.
+        """
+        return self._clock() - self._buffered_at if self._buffered_at is not None else 0.0
 
     def poll_timeout_ms(self, idle_ms: int = 100) -> int:
         """How long the next poll may block without overrunning ``max_wait_ms``."""
@@ -78,6 +90,7 @@ class MicroBatcher(Generic[T]):
             self._items[self.max_batch_size :],
         )
         self._first_at = self._clock() if self._items else None
+        self._buffered_at = self._first_at
         return batch
 
     def peek(self) -> list[T]:
@@ -99,7 +112,7 @@ class MicroBatcher(Generic[T]):
 
     def drain_all(self) -> list[T]:
         """Take every queued record, full batch or not."""
-        items, self._items, self._first_at = self._items, [], None
+        items, self._items, self._first_at, self._buffered_at = self._items, [], None, None
         return items
 
     def drop(self, predicate: Callable[[T], bool]) -> list[T]:
@@ -108,5 +121,5 @@ class MicroBatcher(Generic[T]):
         dropped = [item for item in self._items if predicate(item)]
         self._items = [item for item in self._items if not predicate(item)]
         if not self._items:
-            self._first_at = None
+            self._first_at = self._buffered_at = None
         return dropped

@@ -2,7 +2,8 @@
 
 Start a decision worker (one per GPU; ``--pool=solo`` keeps the model in this process):
 
-    celery -A workers.celery_app worker --pool=solo -n w1@%h --decide -Q cpu
+    decisionflow worker --name w1        # = celery -A workers.celery_app worker --pool=solo
+                                         #   -n w1@%h -Q cpu ... --decide
 
 ``--decide`` adds the Kafka decision-loop bootstep; without it the worker only runs batch jobs
 (``score_file``) from its queues (``cpu``, ``gpu``).
@@ -35,6 +36,9 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": 6 * 3600},
     worker_hijack_root_logger=False,
+    # task events on, so Flower shows score_file and the control tasks as they run
+    worker_send_task_events=True,
+    task_send_sent_event=True,
     imports=("workers.tasks", "workers.control"),
 )
 app.user_options["worker"].add(

@@ -41,8 +41,18 @@ _register_all()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point: known failures print one line and exit 2."""
+    from workers.cli_errors import explain
+
+    try:
+        cli()
+    except Exception as exc:
+        message = explain(exc)
+        if message is None:
+            raise
+        logging.getLogger("decisionflow").debug("traceback", exc_info=True)
+        click.echo(f"decisionflow: error: {message}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m workers.cli`

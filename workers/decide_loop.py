@@ -192,7 +192,7 @@ class DecisionLoop:
         if self.tracker.take():
             self._reconcile()
         if self.batcher.ready():
-            metrics.STAGE_SECONDS.labels("fill").observe(self.batcher.age())
+            metrics.STAGE_SECONDS.labels("fill").observe(self.batcher.fill_time())
             self._process(self.batcher.drain())
         self._update_lag()
 

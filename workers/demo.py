@@ -1,6 +1,6 @@
 """`make demo`: the whole loop end to end on the local stack.
 
-    python -m workers.demo [--repeat 4] [--rate 1500] [--keep] [--run-dir var/demo]
+    python -m workers.demo [--repeat 4] [--rate 1500] [--keep] [--home var]
 
 1. checks the stack (Kafka, Redis, PostgreSQL; `make demo` starts it first);
 2. trains and promotes the first champion by running the retrain DAG (Airflow `dag.test`);
@@ -9,8 +9,14 @@
    events mixed in, then publishes their outcomes;
 5. lands decisions and outcomes in the store (`decisionflow sink`), runs the evaluate DAG,
    which writes the analyst reports;
-6. prints a summary (also ``<run-dir>/summary.json``) and stops what it started unless
+6. prints a summary (also ``demo/summary.json`` in the home) and stops what it started unless
    ``--keep``.
+
+Everything lands in the default layout (:mod:`models.paths`: ``var/registry``,
+``var/reference``, ``var/reports``, ``var/airflow``, the stack's PostgreSQL), so after the demo
+``decisionflow worker``, ``decisionflow models list``, ``make airflow`` and the DAGs see its
+models, reference data and store with no extra settings. ``--home DIR`` puts all of it under
+DIR instead (tests).
 """
 
 from __future__ import annotations
@@ -30,13 +36,16 @@ from typing import Any
 
 import numpy as np
 
+from models import paths
 from workers.launch import ChildProcess
-from workers.settings import REPO_ROOT, SinkSettings, Topics
+from workers.settings import SinkSettings, Topics
 
 __all__ = ["main"]
 
 DAG_RETRAIN = "decisionflow_retrain"
 DAG_EVALUATE = "decisionflow_evaluate"
+_STACK_DIR = paths.stack_dir()  # resolved before --home can move the home
+_CWD = paths.repo_root() or Path.cwd()
 
 
 class Demo:
@@ -45,7 +54,10 @@ class Demo:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
-        self.dir = Path(args.run_dir).resolve()
+        if args.home:
+            os.environ[paths.HOME_ENV] = str(Path(args.home).resolve())
+        self.home = paths.home()
+        self.dir = paths.demo_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
         self.summary: dict[str, Any] = {"run_id": self.run_id}
@@ -66,14 +78,13 @@ class Demo:
     def _env(self) -> dict[str, str]:
         from workers.airflow_local import airflow_env
 
-        env = airflow_env(home=self.dir / "airflow", port=self.args.airflow_port)
+        env = airflow_env(port=self.args.airflow_port)
         env.update(
             {
+                paths.HOME_ENV: str(self.home),
+                # the stack this process found, even when --home moved everything else
+                "DECISIONFLOW_RUN_DIR": str(_STACK_DIR),
                 "DECISIONFLOW_DATABASE_URL": self.database_url,
-                "DECISIONFLOW_REGISTRY_URL": str(self.dir / "registry"),
-                "DECISIONFLOW_RUNS_DIR": str(self.dir / "runs"),
-                "DECISIONFLOW_REPORTS_DIR": str(self.dir / "reports"),
-                "DECISIONFLOW_REFERENCE_DIR": str(self.dir / "reference"),
                 "DECISIONFLOW_GROUP_ID": f"decisionflow-{self.args.topic_prefix or 'demo'}",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "PYTHONUNBUFFERED": "1",
@@ -96,7 +107,7 @@ class Demo:
     def cli(self, *args: str) -> str:
         """Run a `decisionflow` sub-command with the demo's environment."""
         cmd = [sys.executable, "-m", "workers.cli", *args]
-        proc = subprocess.run(cmd, env=self.env, cwd=REPO_ROOT, text=True, capture_output=True)
+        proc = subprocess.run(cmd, env=self.env, cwd=_CWD, text=True, capture_output=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         out = proc.stdout.strip()
@@ -108,7 +119,7 @@ class Demo:
 
     def check_stack(self) -> None:
         status = subprocess.run(
-            [str(REPO_ROOT / "infra" / "stack"), "status"], text=True, capture_output=True
+            [str(_CWD / "infra" / "stack"), "status"], text=True, capture_output=True
         )
         print("   " + status.stdout.strip().replace("\n", "\n   "))
         if status.returncode != 0:
@@ -151,7 +162,7 @@ class Demo:
         failed = {k: v for k, v in run["tasks"].items() if "success" not in v}
         if "success" not in run["state"] or failed:
             raise RuntimeError(f"retrain DAG failed: {failed}\n{run['log'][-4000:]}")
-        registry = ModelRegistry(self.dir / "registry")
+        registry = ModelRegistry(paths.registry_url())
         name = SinkSettings().model_name
         meta = registry.metadata(name, "champion")
         last = registry.history(name)[-1].to_dict()
@@ -278,15 +289,15 @@ class Demo:
     def evaluate(self) -> None:
         from workers.airflow_local import dag_test
 
+        started = time.time() - 1
         run = dag_test(self.env, DAG_EVALUATE, {})
         print(f"   evaluate DAG run {run['run_id']}: {run['state']}")
         if "success" not in run["state"]:
             raise RuntimeError(f"evaluate DAG failed:\n{run['log'][-4000:]}")
-        reports = sorted(
-            str(p) for p in (self.dir / "reports").rglob("*") if p.suffix in {".html", ".csv"}
-        )
-        self.summary["reports"] = reports
-        metrics = sorted((self.dir / "reports").rglob("metrics.json"))
+        # this run's reports (the home keeps earlier runs' too)
+        written = [p for p in paths.reports_dir().rglob("*") if p.stat().st_mtime >= started]
+        self.summary["reports"] = sorted(str(p) for p in written if p.suffix in {".html", ".csv"})
+        metrics = sorted(p for p in written if p.name == "metrics.json")
         if metrics:
             self.summary["live_quality"] = json.loads(metrics[-1].read_text()).get("verdict")
 
@@ -318,6 +329,9 @@ class Demo:
             + "\n                 ".join(r for r in s.get("reports", []) if r.endswith(".html"))
             or "-",
             "stage timings    " + ", ".join(f"{k} {v:.0f}s" for k, v in self.timings.items()),
+            "next             .venv/bin/decisionflow worker --name w1   (decides with the "
+            "demo's champion)",
+            "                 .venv/bin/decisionflow models list",
             "Airflow UI       make airflow   (then http://127.0.0.1:18080, user admin)",
             "Flower           .venv/bin/celery -A workers.celery_app flower "
             "--address=127.0.0.1 --port=5555",
@@ -355,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--run-dir", default=str(REPO_ROOT / "var" / "demo"))
+    p.add_argument(
+        "--home", default=None, help="put registry, reports, Airflow... here (default: var/)"
+    )
     p.add_argument("--run-id", default=None)
     p.add_argument("--topic-prefix", default="", help="use <prefix>events etc. (tests)")
     p.add_argument("--database-url", default=None, help="store URL (default: the stack's)")

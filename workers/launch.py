@@ -1,7 +1,7 @@
 """Start decision workers (and other children) as processes with their own log files.
 
 Used by `make demo`, the benchmarks and the tests, so all of them start workers the same way
-an operator does: ``celery -A workers.celery_app worker --pool=solo -n NAME@%h --decide``.
+an operator and the deploy files do: ``decisionflow worker --name NAME --queues Q``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from workers.settings import REPO_ROOT
+from models import paths
 
-__all__ = ["ChildProcess", "free_port", "start_worker", "worker_command"]
+__all__ = ["ChildProcess", "celery_worker_args", "free_port", "start_worker", "worker_command"]
 
 
 def free_port() -> int:
@@ -25,42 +26,59 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def worker_command(name: str, queue: str, *, decide: bool = True) -> list[str]:
-    """The command line of a Celery worker named ``name@<host>`` serving ``queue``."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
+def celery_worker_args(
+    name: str, queues: str, *, decide: bool = True, extra: Sequence[str] = ()
+) -> list[str]:
+    """``celery worker`` arguments of a decision worker named ``name@<host>`` on ``queues``.
+
+    Pool solo (the model lives in this process), no gossip or mingle (nothing here uses them;
+    they slow start-up). Task events are on in the app's configuration (Flower shows tasks).
+    """
+    args = [
         "worker",
         "--pool=solo",
         "-n",
-        f"{name}@%h",
+        name if "@" in name else f"{name}@%h",
         "-Q",
-        queue,
+        queues,
         "--without-gossip",
         "--without-mingle",
         "--loglevel=INFO",
     ]
-    return [*cmd, "--decide"] if decide else cmd
+    return [*args, *(["--decide"] if decide else []), *extra]
+
+
+def worker_command(name: str, queue: str, *, decide: bool = True) -> list[str]:
+    """The command line of ``decisionflow worker`` (what the deploy files run) for ``name``."""
+    cmd = [sys.executable, "-m", "workers.cli", "worker", "--name", name, "--queues", queue]
+    return cmd if decide else [*cmd, "--no-decide"]
 
 
 class ChildProcess:
-    """A child process writing stdout+stderr to ``<log_dir>/<name>.log``."""
+    """A child process appending stdout+stderr to ``<log_dir>/<name>.log``.
+
+    The log file may hold earlier runs of the same name; :meth:`log_text` (and so
+    :meth:`wait_for_log`) reads only what this process wrote.
+    """
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = log_dir / f"{name}.log"
         with open(self.log, "ab") as out:
+            self._log_start = out.tell()
+            cwd = paths.repo_root() or Path.cwd()
             self.proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
             )
 
     def log_text(self) -> str:
-        """The whole log so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        """What this process has logged so far (not earlier runs in the same file)."""
+        if not self.log.exists():
+            return ""
+        with open(self.log, "rb") as f:
+            f.seek(self._log_start)
+            return f.read().decode(errors="replace")
 
     def check(self) -> None:
         """Raise if the process has exited."""

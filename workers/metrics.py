@@ -33,7 +33,8 @@ SCORE_SECONDS = Histogram(
 )
 STAGE_SECONDS = Histogram(
     "decisionflow_batch_stage_seconds",
-    "Wall time per micro-batch stage: fill (first record buffered -> batch closed), decide "
+    "Wall time per micro-batch stage: fill (first record buffered -> batch closed, time "
+    "spent waiting for more records), decide "
     "(engine), produce (send + flush), offsets (send_offsets_to_transaction), commit.",
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
@@ -45,12 +46,16 @@ E2E_LATENCY = Histogram(
 )
 DECISIONS = Counter("decisionflow_decisions", "Decisions emitted.", ["decision", "arm", "shadow"])
 DLQ = Counter("decisionflow_dlq", "Events dead-lettered.", ["reason", "stage"])
-LAG = Gauge("decisionflow_consumer_lag", "Records behind the log end.", ["partition"])
+LAG = Gauge(
+    "decisionflow_consumer_lag_records",
+    "Records between the worker's position and the log end, per partition.",
+    ["partition"],
+)
 TRANSACTIONS = Counter("decisionflow_transactions", "Kafka transactions.", ["result"])
 MODEL_INFO = Info("decisionflow_model", "The model and policy deciding now.")
 
 
-def serve(port: int) -> None:
-    """Expose /metrics on 127.0.0.1:port (no-op when port is 0)."""
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Expose /metrics on host:port (no-op when port is 0); containers bind 0.0.0.0."""
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models import paths
+
 __all__ = [
     "KafkaSettings",
     "ProducerSettings",
@@ -24,13 +26,10 @@ __all__ = [
     "default_env_files",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def default_env_files() -> tuple[Path, ...]:
     """Env files read in order (later wins): the stack's addresses, then a user's file."""
-    run_dir = Path(os.environ.get("DECISIONFLOW_RUN_DIR", REPO_ROOT / "var" / "stack"))
-    files = [run_dir / "stack.env"]
+    files = [paths.stack_dir() / "stack.env"]
     if user := os.environ.get("DECISIONFLOW_ENV_FILE"):
         files.append(Path(user))
     return tuple(files)
@@ -100,7 +99,7 @@ class _Base(BaseSettings):
         validation_alias=AliasChoices("DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS"),
         exclude=True,
     )
-    registry_url: str = str(REPO_ROOT / "var" / "registry")
+    registry_url: str = Field(default_factory=paths.registry_url)
     model_name: str = "credit_data"
     log_level: str = "INFO"
 
@@ -136,6 +135,8 @@ class WorkerSettings(_Base):
     torch_threads: int = Field(default=1, ge=0, le=256)
     reload_poll_s: float = Field(default=5.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve
+    # loopback by default; 0.0.0.0 in containers so Prometheus and probes can reach it
+    metrics_host: str = "127.0.0.1"
     transactional_id_prefix: str = "decisionflow"
     # a rebalance still unfinished after this long rebuilds the worker's Kafka clients
     rejoin_timeout_s: float = Field(default=60.0, gt=0)
@@ -163,7 +164,7 @@ class ProducerSettings(_Base):
 class SinkSettings(_Base):
     """The decision/outcome sink that lands Kafka records in the store."""
 
-    database_url: SecretStr = SecretStr(f"sqlite:///{REPO_ROOT / 'var' / 'decisionflow.db'}")
+    database_url: SecretStr = Field(default_factory=lambda: SecretStr(paths.sqlite_store_url()))
     # not `group_id`: DECISIONFLOW_GROUP_ID names the decision workers' group
     sink_group_id: str = "decisionflow-sink"
     batch_size: int = Field(default=1000, ge=1)

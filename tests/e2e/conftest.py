@@ -1,4 +1,16 @@
-"""Fixtures of the e2e tier: the stack's Kafka/PostgreSQL fixtures of the integration tier."""
+"""Fixtures of the e2e tier: the stack's Kafka/PostgreSQL fixtures of the integration tier.
+
+The tier also needs system programs that only the README's test command installs (`make test`
+runs `make browser`). A machine without them fails here, before any test runs, naming the
+command that should have installed them: a CI image that already had them cannot hide a
+missing install step from the next fresh machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
 
 from tests.integration.conftest import (  # noqa: F401  (re-exported fixtures)
     bootstrap,
@@ -8,3 +20,20 @@ from tests.integration.conftest import (  # noqa: F401  (re-exported fixtures)
     pg_url,
     worker_settings,
 )
+
+# program -> the install step of `make test` that provides it
+SYSTEM_PROGRAMS = {"chromium": "make browser (infra/install-browser)"}
+
+
+def missing_programs(which: object = shutil.which) -> list[str]:
+    """One line per system program the e2e tier needs and this machine lacks."""
+    return [
+        f"{name} is missing: `make test` installs it with `{step}`"
+        for name, step in SYSTEM_PROGRAMS.items()
+        if not which(name)  # type: ignore[operator]
+    ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if problems := missing_programs():
+        raise pytest.UsageError("e2e tier cannot run:\n  " + "\n  ".join(problems))

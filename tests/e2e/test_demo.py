@@ -24,8 +24,8 @@ def test_demo_accounts_for_every_event_and_writes_reports(
         sys.executable,
         "-m",
         "workers.demo",
-        "--run-dir",
-        str(tmp_path / "demo"),
+        "--home",
+        str(tmp_path / "home"),
         "--topic-prefix",
         prefix,
         "--database-url",
@@ -51,7 +51,7 @@ def test_demo_accounts_for_every_event_and_writes_reports(
         admin.close()
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     assert "decisionflow demo summary" in proc.stdout
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "home" / "demo" / "summary.json").read_text())
 
     stream = summary["stream"]
     assert stream["unaccounted"] == 0

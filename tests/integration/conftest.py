@@ -15,6 +15,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import text
 
 from decisioning import store
+from models import paths
 from workers.settings import SinkSettings, WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def worker_settings() -> WorkerSettings:
     settings = WorkerSettings()
-    env = REPO / "var" / "stack" / "stack.env"
+    env = paths.stack_dir() / "stack.env"
     if not env.exists():
         pytest.fail("the local stack is not up: run `make stack-up` (make test does it)")
     return settings

@@ -22,10 +22,13 @@ def sink(until_idle: float | None) -> None:
 
     The database is DECISIONFLOW_DATABASE_URL (the stack's PostgreSQL, else SQLite under var/).
     """
+    from workers.cli_errors import require_kafka
     from workers.settings import SinkSettings
     from workers.sink import DecisionSink
 
-    runner = DecisionSink(SinkSettings())
+    settings = SinkSettings()
+    require_kafka(settings.kafka.bootstrap_servers)
+    runner = DecisionSink(settings)
 
     def _stop(*_: Any) -> None:
         runner.stop()

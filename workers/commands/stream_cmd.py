@@ -64,6 +64,7 @@ def produce(
 
     from models.data import load_frame
     from models.spec import load_spec
+    from workers.cli_errors import require_kafka
     from workers.malformed import malformed_corpus
     from workers.producer import EventProducer, events_from_frame, pace
     from workers.settings import ProducerSettings
@@ -71,6 +72,7 @@ def produce(
     settings = ProducerSettings()
     spec = load_spec(spec_name)
     df = load_frame(spec, source).iloc[skip:]
+    require_kafka(settings.kafka.bootstrap_servers)
     if limit is not None:
         df = df.iloc[:limit]
     rng = random.Random(seed)
@@ -110,25 +112,30 @@ def produce(
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--name", default="w1", show_default=True, help="Worker node name.")
+@click.option("--name", default="w1", show_default=True, help="Worker node name (name@host).")
+@click.option(
+    "--queues",
+    default="cpu",
+    show_default=True,
+    help="Celery queues for batch jobs (score_file), comma-separated; e.g. gpu on a GPU host.",
+)
+@click.option(
+    "--decide/--no-decide",
+    default=True,
+    show_default=True,
+    help="Run the Kafka decision loop (--no-decide: batch jobs only).",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(name: str, celery_args: tuple[str, ...]) -> None:
-    """Start a decision worker (Celery, pool solo, Kafka loop on)."""
-    from workers.celery_app import app
+def worker(name: str, queues: str, decide: bool, celery_args: tuple[str, ...]) -> None:
+    """Start a decision worker: Celery, pool solo, the Kafka decision loop in its bootstep.
 
-    app.worker_main(
-        [
-            "worker",
-            "--pool=solo",
-            "-n",
-            f"{name}@%h",
-            "--decide",
-            "-Q",
-            "cpu",
-            "--loglevel=INFO",
-            *celery_args,
-        ]
-    )
+    The one way to start a worker: demo, tests, benchmarks, the Dockerfile, compose and the
+    Kubernetes StatefulSet all run this command. Extra arguments go to ``celery worker``.
+    """
+    from workers.celery_app import app
+    from workers.launch import celery_worker_args
+
+    app.worker_main(celery_worker_args(name, queues, decide=decide, extra=celery_args))
 
 
 def register(group: click.Group) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,14 @@ import yaml
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
+from tests.deployfiles import (
+    WorkerLaunch,
+    compose_worker,
+    configmap,
+    dockerfile_worker,
+    statefulset_worker,
+)
+from workers.commands.stream_cmd import worker
 from workers.settings import SinkSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,8 +36,8 @@ K8S = INFRA / "k8s"
 DASHBOARD = INFRA / "grafana" / "decisionflow-worker.json"
 DOCKERFILE = INFRA / "docker" / "Dockerfile"
 
-WORKER_CMD = "celery -A workers.celery_app worker --pool=solo --concurrency=1 -Q decide,gpu"
 PLACEHOLDER = "REPLACE_ME"
+K8S_VERSION = "1.37.0"  # the newest schemas kubernetes-validate ships (pinned in constraints)
 
 
 def violations(schema: dict[str, Any], instance: Any) -> list[str]:
@@ -197,10 +206,46 @@ def test_compose_has_no_literal_secrets(compose: dict[str, Any]) -> None:
     assert violations(NO_LITERAL_SECRETS, compose) == []
 
 
-def test_compose_worker_runs_one_solo_celery_process_on_decide_and_gpu(
-    compose: dict[str, Any],
+def deciding_worker_options(argv: list[str]) -> dict[str, Any]:
+    """The options ``decisionflow worker`` parses from a deploy file's command line."""
+    assert argv[:2] == ["decisionflow", "worker"], argv
+    with worker.make_context("worker", list(argv[2:])) as ctx:
+        return dict(ctx.params)
+
+
+@pytest.mark.parametrize("launch", [dockerfile_worker, compose_worker, statefulset_worker])
+def test_every_deploy_file_runs_a_deciding_worker_on_the_gpu_queue(
+    launch: Callable[[], WorkerLaunch],
 ) -> None:
-    assert WORKER_CMD in command_line(compose["services"]["worker"])
+    options = deciding_worker_options(launch().argv)
+    assert options["decide"] is True and options["queues"] == "gpu"
+    assert options["celery_args"] == ()
+
+
+def test_docs_show_the_command_the_deploy_files_run() -> None:
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    assert " ".join(dockerfile_worker().argv[:2]) + " --name" in deploy
+    assert "decide,gpu" not in deploy  # the queue that no worker ever consumed
+
+
+@pytest.mark.parametrize("launch", [dockerfile_worker, compose_worker, statefulset_worker])
+def test_containers_serve_metrics_beyond_loopback(launch: Callable[[], WorkerLaunch]) -> None:
+    env = {**dockerfile_worker().env, **launch().env}
+    settings = WorkerSettings(_env_file=None, **_settings_kwargs(env))
+    assert settings.metrics_host == "0.0.0.0" and settings.metrics_port == 9464
+
+
+def _settings_kwargs(env: dict[str, str]) -> dict[str, Any]:
+    fields = WorkerSettings.model_fields
+    flat = {k.removeprefix("DECISIONFLOW_").lower(): v for k, v in env.items()}
+    return {k: v for k, v in flat.items() if k in fields and "__" not in k}
+
+
+def test_configmap_model_name_is_a_packaged_spec() -> None:
+    from models.spec import load_spec
+
+    name = configmap()["DECISIONFLOW_MODEL_NAME"]
+    assert load_spec(name).name == name
 
 
 def test_compose_app_services_wait_for_healthy_stack(compose: dict[str, Any]) -> None:
@@ -386,10 +431,28 @@ def test_worker_statefulset_requests_a_gpu_with_probes(k8s_docs: dict[str, list[
     assert violations(WORKER_STATEFULSET, worker) == []
 
 
-def test_worker_container_runs_one_solo_celery_process(k8s_docs: dict[str, list[Any]]) -> None:
-    worker = find(k8s_docs, "StatefulSet", "decisionflow-worker")
-    (container,) = worker["spec"]["template"]["spec"]["containers"]
-    assert WORKER_CMD in " ".join([*container.get("command", []), *container.get("args", [])])
+# kustomization.yaml is a kustomize file, not an API object (checked by the kustomization test)
+API_OBJECT_FILES = [p for p in sorted(K8S.glob("*.yaml")) if p.name != "kustomization.yaml"]
+
+
+@pytest.mark.parametrize("path", API_OBJECT_FILES, ids=lambda p: p.name)
+def test_manifest_is_valid_kubernetes(path: Path) -> None:
+    """Strict validation against the Kubernetes JSON schemas shipped by kubernetes-validate
+    (offline; unknown fields, wrong types and missing required fields all fail)."""
+    import kubernetes_validate
+
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc is not None:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_schema_check_catches_a_broken_manifest() -> None:
+    import kubernetes_validate
+
+    doc = yaml.safe_load((K8S / "worker-statefulset.yaml").read_text())
+    doc["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["prot"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
 def test_worker_transactional_id_is_stable_per_pod(k8s_docs: dict[str, list[Any]]) -> None:
@@ -494,7 +557,7 @@ REQUIRED_METRICS = {
     "decisionflow_e2e_latency_seconds_bucket",
     "decisionflow_decisions_total",
     "decisionflow_dlq_total",
-    "decisionflow_consumer_lag",
+    "decisionflow_consumer_lag_records",
     "decisionflow_model_info",
 }
 

@@ -52,3 +52,18 @@ def test_records_that_already_waited_close_their_batch_sooner() -> None:
     b.drain()
     b.add([3], waited=-5.0)  # a producer clock ahead of ours: counts from the poll
     assert not b.ready() and b.poll_timeout_ms() == 50
+
+
+def test_fill_time_counts_from_buffering_not_from_production() -> None:
+    clock = Clock()
+    clock.t = 100.0
+    b: MicroBatcher[int] = MicroBatcher(10, 50, clock)
+    b.add([1], waited=86_000.0)  # a backlog record produced a day ago
+    assert b.ready() and b.age() >= 86_000
+    clock.t = 100.002
+    assert abs(b.fill_time() - 0.002) < 1e-9
+    b.drain()
+    assert b.fill_time() == 0.0
+    b.add([2, 3])
+    clock.t = 100.012
+    assert abs(b.fill_time() - 0.010) < 1e-9
