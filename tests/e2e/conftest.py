@@ -22,13 +22,13 @@ from tests.integration.conftest import (  # noqa: F401  (re-exported fixtures)
 )
 
 # program -> the install step of `make test` that provides it
-SYSTEM_PROGRAMS = {"chromium": "make browser (infra/install-browser)"}
+SYSTEM_PROGRAMS = {"chromium": "make browser"}  # infra/install-browser
 
 
 def missing_programs(which: object = shutil.which) -> list[str]:
     """One line per system program the e2e tier needs and this machine lacks."""
     return [
-        f"{name} is missing: `make test` installs it with `{step}`"
+        f"{name} is missing: `make test` installs it (`{step}`); run that, or `make test`"
         for name, step in SYSTEM_PROGRAMS.items()
         if not which(name)  # type: ignore[operator]
     ]

@@ -23,7 +23,7 @@ import pytest
 
 from decisioning.arms import ArmConfig
 from decisioning.policy import load_policy
-from decisioning.reports import build_reports
+from decisioning.reports import build_index, build_reports
 from models.data import holdout_split, load_frame
 from models.gate import evaluate_gate
 from models.registry import ModelRegistry
@@ -121,6 +121,9 @@ def _open(browser: Any, page_path: Path, shot: Path) -> dict[str, Any]:
             how: document.querySelectorAll('p.how').length,
             empty: document.querySelectorAll('.empty').length,
             tables: document.querySelectorAll('table').length,
+            overflowing: Array.from(document.querySelectorAll('section'))
+                .filter(s => s.scrollWidth > s.clientWidth + 1)
+                .map(s => s.querySelector('h2')?.textContent),
         })"""
     )
     page.screenshot(path=str(shot), full_page=True)
@@ -132,8 +135,6 @@ def _open(browser: Any, page_path: Path, shot: Path) -> dict[str, Any]:
 def test_reports_of_a_real_run_render_cleanly_in_chromium(
     tmp_path: Path, bootstrap: str, make_topic: Callable[..., str], group_id: str, pg_url: str
 ) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is missing: run `make browser`")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -142,6 +143,11 @@ def test_reports_of_a_real_run_render_cleanly_in_chromium(
     reports = tmp_path / "reports"
     day = datetime.now(UTC).date().isoformat()
     paths = build_reports(pg_url, reports, day, registry=registry, model_name="credit")
+    for i in range(6):  # a day with several retrain runs: long links in the index
+        run = reports / day / f"retrain-manual__{day}T08:0{i}:26.123456+00:00"
+        run.mkdir()
+        (run / "evaluation.html").write_text("<html><body>retrain</body></html>")
+    build_index(reports)
 
     folder = reports / day
     metrics = pd.read_parquet(folder / "evaluation-metrics.parquet")
@@ -167,6 +173,7 @@ def test_reports_of_a_real_run_render_cleanly_in_chromium(
                 assert len(facts["images"]) == n_images, (kind, facts["images"])
                 assert all(img["ok"] for img in facts["images"]), (kind, facts["images"])
                 assert facts["scripts"] == 0 and facts["tables"] >= 1
+                assert facts["overflowing"] == [], (kind, "content wider than its card")
                 if kind != "index":
                     assert facts["empty"] == 0, (kind, "unexpected empty state")
                     assert facts["how"] == len(facts["h2"]) >= 2  # a reading line per section
