@@ -8,6 +8,7 @@ analyst report builder replaces later.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 REFERENCE_FILE = "reference.parquet"
+log = logging.getLogger(__name__)
 
 
 def _json_safe(value: Any) -> Any:
@@ -109,6 +111,12 @@ def _reference(spec_name: str, reference_path: str | None) -> tuple[pd.DataFrame
     if reference_path and Path(reference_path).is_file():
         return pd.read_parquet(reference_path), reference_path
     spec = load_spec(spec_name)
+    log.warning(
+        "no drift reference at %s (written when a model is promoted): comparing with the "
+        "spec's packaged dataset %s instead",
+        reference_path,
+        spec.source,
+    )
     return load_frame(spec), f"dataset {spec.source}"
 
 
