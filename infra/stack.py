@@ -368,10 +368,26 @@ def redis_healthy() -> bool:
 
 
 def pg_bin() -> Path:
-    roots = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    """The newest PostgreSQL server's bin folder (installing the server when absent).
+
+    The client package alone also creates /usr/lib/postgresql/<v>/bin (psql, pg_isready...):
+    only a folder holding ``initdb`` and ``postgres`` counts.
+    """
+
+    def servers() -> list[Path]:
+        found = [
+            p
+            for p in Path("/usr/lib/postgresql").glob("*/bin")
+            if (p / "initdb").is_file() and (p / "postgres").is_file()
+        ]
+        return sorted(found, key=lambda p: int(p.parent.name))
+
+    roots = servers()
     if not roots:
         apt_install("postgresql")
-        roots = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        roots = servers()
+    if not roots:
+        raise SystemExit("[stack] no PostgreSQL server after installing 'postgresql'")
     return roots[-1]
 
 
