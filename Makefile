@@ -71,13 +71,13 @@ test: $(STAMP) stack-up browser lint typecheck
 	$(PYTEST) tests/unit tests/integration tests/e2e -q
 
 demo: stack-up
-	$(PY) -m workers.demo $(DEMO_ARGS)
+	$(PY) -m devtools.demo $(DEMO_ARGS)
 
 bench: stack-up $(FAST_STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 airflow: $(STAMP)
-	$(PY) -m workers.airflow_local
+	$(PY) -m devtools.airflow_local
 
 clean: stack-down
 	rm -rf var

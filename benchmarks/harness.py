@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from workers.launch import ChildProcess, worker_command
+from devtools.launch import ChildProcess, worker_command
 from workers.settings import Topics
 
 __all__ = [

@@ -7,7 +7,7 @@
 
 ``python -m benchmarks.loops decide --backend confluent``
     The decision loop's work (engine + one transaction per batch) over the
-    :mod:`workers.kafka_backends` adapter, so both clients run the same code. This is a
+    :mod:`benchmarks.kafka_backends` adapter, so both clients run the same code. This is a
     benchmark variant: no rebalance bookkeeping, no hot reload, no abort/rewind path. The
     production worker is ``celery ... --decide`` (kafka-python only).
 
@@ -25,9 +25,7 @@ import threading
 import time
 from typing import Any
 
-from workers.batcher import MicroBatcher
-from workers.engine import RawRecord
-from workers.kafka_backends import (
+from benchmarks.kafka_backends import (
     BACKENDS,
     Backend,
     StreamConsumer,
@@ -35,6 +33,9 @@ from workers.kafka_backends import (
     make_consumer,
     make_producer,
 )
+from decisioning.contracts import encode_record
+from workers.batcher import MicroBatcher
+from workers.engine import RawRecord
 from workers.settings import WorkerSettings
 
 __all__ = ["main", "run_loop"]
@@ -102,14 +103,12 @@ def run_loop(
             else:
                 result = engine.process(batch)
                 for d in result.decisions:
-                    producer.send(
-                        topics.decisions, d.entity_id.encode(), d.model_dump_json().encode()
-                    )
+                    producer.send(topics.decisions, d.entity_id.encode(), encode_record(d))
                 for d in result.shadow:
-                    producer.send(topics.shadow, d.entity_id.encode(), d.model_dump_json().encode())
+                    producer.send(topics.shadow, d.entity_id.encode(), encode_record(d))
                 for dl in result.dlq:
                     key = dl.source_key.encode() if dl.source_key is not None else None
-                    producer.send(topics.dlq, key, dl.model_dump_json().encode())
+                    producer.send(topics.dlq, key, encode_record(dl))
             offsets = _offsets(batch)
             if eos:
                 producer.send_offsets_to_transaction(offsets, consumer)

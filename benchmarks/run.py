@@ -49,9 +49,9 @@ from benchmarks.harness import (
     stage_snapshot,
     stage_summary,
 )
+from benchmarks.kafka_backends import Backend, backend_available
 from benchmarks.report import evaluate_targets, markdown
-from workers.kafka_backends import Backend, backend_available
-from workers.launch import free_port
+from devtools.launch import free_port
 from workers.settings import Topics, WorkerSettings
 
 __all__ = ["PHASES", "main", "sizes_for"]

@@ -82,7 +82,8 @@ def run_scoring(
     sync: Callable[[], None] = (
         torch.cuda.synchronize if info["device"] == "cuda" else (lambda: None)
     )
-    from decisioning.contracts import parse_event
+    from decisioning.contracts import encode_record
+    from decisioning.validation import parse_event
 
     rows: list[dict[str, Any]] = []
     for n in batch_sizes:
@@ -108,7 +109,7 @@ def run_scoring(
 
         def serialise(batch: list[Any] = batch) -> object:
             out = engine.process(batch)
-            return [d.model_dump_json().encode() for d in out.decisions]
+            return [encode_record(d) for d in out.decisions]
 
         rows.append(
             {

@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import os
 
-import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
-
-QUALITY_ALERT = Asset("decisionflow://quality-alert")
-
-DEFAULT_ARGS = {"retries": 2, "retry_delay": pendulum.duration(minutes=2)}
+from common import DEFAULT_ARGS, QUALITY_ALERT, START_DATE
 
 
 @dag(
     dag_id="decisionflow_evaluate",
     schedule=os.environ.get("DECISIONFLOW_EVALUATE_CRON", "30 5 * * *"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
@@ -58,8 +54,9 @@ DEFAULT_ARGS = {"retries": 2, "retry_delay": pendulum.duration(minutes=2)}
 def decisionflow_evaluate() -> None:
     @task
     def extract(params: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
-        from decisioning.monitoring import extract_window
-        from workers import dag_support as ds
+        import common as ds
+
+        from analytics.monitoring import extract_window
 
         work = ds.run_dir("decisionflow_evaluate", dag_run.run_id)
         info = extract_window(ds.database_url(), params["spec"], params["window_days"], work)
@@ -67,22 +64,24 @@ def decisionflow_evaluate() -> None:
 
     @task
     def quality(window: dict, params: dict) -> dict:
-        from decisioning.monitoring import compute_quality
+        from analytics.monitoring import compute_quality
 
         return compute_quality(window["work_dir"], params["spec"], params["threshold"])
 
     @task
     def drift(window: dict, params: dict) -> dict:
-        from decisioning.monitoring import compute_drift
-        from workers import dag_support as ds
+        import common as ds
+
+        from analytics.monitoring import compute_drift
 
         reference = ds.reference_path(ds.model_name())
         return compute_drift(window["work_dir"], params["spec"], reference)
 
     @task
     def report(window: dict, _q: dict, _d: dict, params: dict, ds=None) -> dict:  # type: ignore[no-untyped-def]
-        from decisioning.monitoring import write_quality_report
-        from workers import dag_support as support
+        import common as support
+
+        from analytics.monitoring import write_quality_report
 
         name = support.model_name()
         return write_quality_report(

@@ -28,20 +28,135 @@ from __future__ import annotations
 
 import os
 
-import pendulum
 from airflow.sdk import (
-    Asset,
     AssetOrTimeSchedule,
     CronTriggerTimetable,
     Param,
     dag,
     task,
 )
+from common import DEFAULT_ARGS, QUALITY_ALERT, START_DATE
 
-QUALITY_ALERT = Asset("decisionflow://quality-alert")
 FAMILIES = ["logreg", "hgb", "torch_mlp"]
 
-DEFAULT_ARGS = {"retries": 2, "retry_delay": pendulum.duration(minutes=2)}
+
+# ------------------------------------------------------------------ tasks (thin: one call each)
+
+
+@task
+def extract(params: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+    import common as ds
+
+    from pipelines.workdir import extract_training_data
+
+    work = ds.run_dir("decisionflow_retrain", dag_run.run_id)
+    window = params["window_days"] or None
+    return {
+        **extract_training_data(
+            ds.database_url(),
+            params["spec"],
+            work,
+            window,
+            source=params.get("bootstrap_source") or None,
+        ),
+        "work_dir": work,
+    }
+
+
+@task
+def validate(data: dict, params: dict) -> dict:
+    from pipelines.workdir import validate_training_data
+
+    return validate_training_data(
+        data["work_dir"], params["spec"], min_rows=params["min_rows"], seed=params["seed"]
+    )
+
+
+@task
+def families(params: dict) -> list[str]:
+    return list(params["families"])
+
+
+@task(map_index_template="{{ family }}")
+def train(family: str, data: dict, _valid: dict, params: dict) -> dict:
+    from pipelines.workdir import train_candidate
+
+    fixed = (params.get("family_params") or {}).get(family)
+    return train_candidate(data["work_dir"], params["spec"], family, fixed, seed=params["seed"])
+
+
+@task
+def evaluate(data: dict, candidates: list[dict], params: dict) -> dict:
+    from pipelines.workdir import evaluate_candidates
+
+    paths = [c["path"] for c in candidates]
+    return evaluate_candidates(data["work_dir"], paths, params["gate_metric"])
+
+
+@task
+def gate(data: dict, _ev: dict, params: dict) -> dict:
+    import common as ds
+
+    from pipelines.workdir import gate_candidate
+
+    return gate_candidate(
+        data["work_dir"],
+        ds.registry_url(),
+        ds.model_name(),
+        params["gate_metric"],
+        params["gate_margin"],
+    )
+
+
+@task
+def register(data: dict, _verdict: dict, params: dict) -> dict:
+    import common as ds
+
+    from pipelines.workdir import register_candidate
+
+    return register_candidate(
+        data["work_dir"], ds.registry_url(), ds.model_name(), params["dry_run"]
+    )
+
+
+@task
+def promote(data: dict, _registered: dict, params: dict) -> dict:
+    import common as ds
+
+    from pipelines.workdir import promote_candidate
+
+    name = ds.model_name()
+    return promote_candidate(
+        data["work_dir"], ds.registry_url(), name, ds.reference_path(name), params["dry_run"]
+    )
+
+
+@task
+def reload(promotion: dict) -> dict:
+    from workers import broadcast_reload
+
+    if not promotion.get("promoted"):
+        return {"replies": 0, "skipped": "champion unchanged"}
+    return broadcast_reload()
+
+
+@task
+def report(data: dict, _reloaded: dict, ds=None, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+    import common as support
+
+    from pipelines.report import write_retrain_report
+
+    return write_retrain_report(
+        data["work_dir"],
+        support.reports_dir(),
+        ds,
+        dag_run.run_id,
+        registry_url=support.registry_url(),
+        model_name=support.model_name(),
+    )
+
+
+# ------------------------------------------------------------------ the DAG
 
 
 @dag(
@@ -52,7 +167,7 @@ DEFAULT_ARGS = {"retries": 2, "retry_delay": pendulum.duration(minutes=2)}
         ),
         assets=[QUALITY_ALERT],
     ),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
@@ -97,104 +212,6 @@ DEFAULT_ARGS = {"retries": 2, "retry_delay": pendulum.duration(minutes=2)}
     },
 )
 def decisionflow_retrain() -> None:
-    @task
-    def extract(params: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
-        from decisioning.lifecycle import extract_training_data
-        from workers import dag_support as ds
-
-        work = ds.run_dir("decisionflow_retrain", dag_run.run_id)
-        window = params["window_days"] or None
-        return {
-            **extract_training_data(
-                ds.database_url(),
-                params["spec"],
-                work,
-                window,
-                source=params.get("bootstrap_source") or None,
-            ),
-            "work_dir": work,
-        }
-
-    @task
-    def validate(data: dict, params: dict) -> dict:
-        from decisioning.lifecycle import validate_training_data
-
-        return validate_training_data(
-            data["work_dir"], params["spec"], min_rows=params["min_rows"], seed=params["seed"]
-        )
-
-    @task
-    def families(params: dict) -> list[str]:
-        return list(params["families"])
-
-    @task(map_index_template="{{ family }}")
-    def train(family: str, data: dict, _valid: dict, params: dict) -> dict:
-        from decisioning.lifecycle import train_candidate
-
-        fixed = (params.get("family_params") or {}).get(family)
-        return train_candidate(data["work_dir"], params["spec"], family, fixed, seed=params["seed"])
-
-    @task
-    def evaluate(data: dict, candidates: list[dict], params: dict) -> dict:
-        from decisioning.lifecycle import evaluate_candidates
-
-        paths = [c["path"] for c in candidates]
-        return evaluate_candidates(data["work_dir"], paths, params["gate_metric"])
-
-    @task
-    def gate(data: dict, _ev: dict, params: dict) -> dict:
-        from decisioning.lifecycle import gate_candidate
-        from workers import dag_support as ds
-
-        return gate_candidate(
-            data["work_dir"],
-            ds.registry_url(),
-            ds.model_name(),
-            params["gate_metric"],
-            params["gate_margin"],
-        )
-
-    @task
-    def register(data: dict, _verdict: dict, params: dict) -> dict:
-        from decisioning.lifecycle import register_candidate
-        from workers import dag_support as ds
-
-        return register_candidate(
-            data["work_dir"], ds.registry_url(), ds.model_name(), params["dry_run"]
-        )
-
-    @task
-    def promote(data: dict, _registered: dict, params: dict) -> dict:
-        from decisioning.lifecycle import promote_candidate
-        from workers import dag_support as ds
-
-        name = ds.model_name()
-        return promote_candidate(
-            data["work_dir"], ds.registry_url(), name, ds.reference_path(name), params["dry_run"]
-        )
-
-    @task
-    def reload(promotion: dict) -> dict:
-        from workers.control_client import broadcast_reload
-
-        if not promotion.get("promoted"):
-            return {"replies": 0, "skipped": "champion unchanged"}
-        return broadcast_reload()
-
-    @task
-    def report(data: dict, _reloaded: dict, ds=None, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
-        from decisioning.lifecycle import write_retrain_report
-        from workers import dag_support as support
-
-        return write_retrain_report(
-            data["work_dir"],
-            support.reports_dir(),
-            ds,
-            dag_run.run_id,
-            registry_url=support.registry_url(),
-            model_name=support.model_name(),
-        )
-
     data = extract()
     valid = validate(data)
     candidates = train.partial(data=data, _valid=valid).expand(family=families())

@@ -1,10 +1,16 @@
-"""decisionflow decisioning: wire contracts, declarative policies, cut-offs, arms and audit.
+"""decisionflow decisioning: the pure decision core.
 
-Pure and dependency-light (pydantic, numpy, pandas, PyYAML): no Kafka, Celery or model code.
+Owns the wire contracts (events, decisions, outcomes, dead letters), all validation of a raw
+event (:mod:`decisioning.validation`: every error names its dead-letter reason and stage),
+declarative policies, decide (rules, segments, bands, reason codes), arms, assembly of decision
+records, audit (canonical JSON, feature hashes, diffs) and cost-optimal cut-offs.
+
+Pure and dependency-light (pydantic, numpy, pandas, PyYAML): it imports nothing else of
+decisionflow, no model, storage, rendering, Kafka or Celery code (a unit test holds that line).
 Typical use in a worker, per micro-batch::
 
-    event = parse_event(raw, max_bytes)                     # EventError -> dead_letter(...)
-    frame = events_frame(events, columns)
+    event = validate_event(raw, max_bytes, check_features)  # EventError -> dead_letter(...)
+    frame = features_from_records(...)                     # models.data: one frame builder
     arms = assign_arms([e.entity_id for e in events], arm_config)
     parts = decide_batch(policy, frame, scores, contributions, feature_names, entity_ids)
     records = build_decisions(events, parts, policy=..., model_name=..., ...)
@@ -12,7 +18,7 @@ Typical use in a worker, per micro-batch::
 """
 
 from decisioning.arms import ArmAssignment, ArmConfig, assign_arms, entity_uniforms
-from decisioning.assemble import build_decisions, events_frame
+from decisioning.assemble import build_decisions
 from decisioning.audit import canonical_json, diff_decisions, feature_hash
 from decisioning.contracts import (
     DLQ_RAW_LIMIT,
@@ -22,20 +28,12 @@ from decisioning.contracts import (
     Decision,
     Event,
     EventError,
-    EventValidationError,
     FeatureValue,
-    InvalidJsonError,
-    NonFiniteError,
-    NotObjectError,
-    NotUtf8Error,
     Outcome,
-    OversizeError,
     Reason,
-    SchemaVersionError,
     Stage,
     dead_letter,
     encode_record,
-    parse_event,
 )
 from decisioning.decide import SCORE_BAND, SCORE_INVALID, DecisionParts, decide_batch
 from decisioning.policy import (
@@ -61,6 +59,20 @@ from decisioning.thresholds import (
     expected_value,
     optimal_cutoffs,
 )
+from decisioning.validation import (
+    EventValidationError,
+    FeatureChecker,
+    FeatureTypeError,
+    InvalidJsonError,
+    NonFiniteError,
+    NotObjectError,
+    NotUtf8Error,
+    OversizeError,
+    SchemaVersionError,
+    UnknownFeatureError,
+    parse_event,
+    validate_event,
+)
 
 __all__ = [
     "DLQ_RAW_LIMIT",
@@ -81,6 +93,8 @@ __all__ = [
     "EventError",
     "EventValidationError",
     "Fallback",
+    "FeatureChecker",
+    "FeatureTypeError",
     "FeatureValue",
     "InvalidJsonError",
     "NonFiniteError",
@@ -96,6 +110,7 @@ __all__ = [
     "SchemaVersionError",
     "Segment",
     "Stage",
+    "UnknownFeatureError",
     "apply_cutoffs",
     "assign_arms",
     "available_policies",
@@ -108,7 +123,6 @@ __all__ = [
     "dump_policy",
     "encode_record",
     "entity_uniforms",
-    "events_frame",
     "expected_value",
     "feature_hash",
     "load_policy",
@@ -116,4 +130,5 @@ __all__ = [
     "parse_event",
     "parse_policy",
     "save_policy",
+    "validate_event",
 ]

@@ -5,33 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import pandas as pd
-
 from decisioning.audit import feature_hash
 from decisioning.contracts import Arm, Decision, Event
 from decisioning.decide import DecisionParts
 from decisioning.policy import Policy
 
-__all__ = ["build_decisions", "events_frame"]
-
-
-def events_frame(events: Sequence[Event], columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The events' features as a DataFrame, one row per event, in order.
-
-    With ``columns`` the frame has exactly those columns (absent features are missing, i.e.
-    None); otherwise the union of all feature names. The index is a RangeIndex.
-    """
-    index = pd.RangeIndex(len(events))
-    if columns is None:
-        return pd.DataFrame([event.features for event in events], index=index)
-    cols = list(columns)
-    if not events:
-        return pd.DataFrame({name: pd.Series([], dtype=object) for name in cols}, index=index)
-    return pd.DataFrame(
-        [{name: event.features.get(name) for name in cols} for event in events],
-        index=index,
-        columns=cols,
-    )
+__all__ = ["build_decisions"]
 
 
 def build_decisions(

@@ -1,21 +1,20 @@
-"""Wire records of decisionflow and strict parsing of raw Kafka event bytes.
+"""Wire records of decisionflow: events, decisions, outcomes, dead letters.
 
 Every record carries ``schema_version`` (``Literal[1]``; an absent value means 1). Records are
-frozen and reject unknown fields. ``python -m decisioning.contracts`` writes the JSON Schema and
-an example of every record into ``docs/contracts/`` (see :mod:`decisioning.contract_files`).
+frozen and reject unknown fields. ``python -m decisioning.contract_files`` writes the JSON Schema
+and an example of every record into ``docs/contracts/``.
 
-``parse_event`` turns raw bytes into an :class:`Event` or raises one :class:`EventError` subclass
-whose ``reason`` (a short, stable, machine-readable string) becomes the dead-letter reason and the
-metric label.
+Turning raw bytes into an :class:`Event` (or one :class:`EventError` naming its reason and
+dead-letter stage) is :mod:`decisioning.validation`; :func:`dead_letter` turns any failure into
+the :class:`DeadLetter` record.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal, NoReturn
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -23,7 +22,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
 )
 
@@ -35,20 +33,12 @@ __all__ = [
     "Decision",
     "Event",
     "EventError",
-    "EventValidationError",
     "FeatureValue",
-    "InvalidJsonError",
-    "NonFiniteError",
-    "NotObjectError",
-    "NotUtf8Error",
     "Outcome",
-    "OversizeError",
     "Reason",
-    "SchemaVersionError",
     "Stage",
     "dead_letter",
     "encode_record",
-    "parse_event",
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -206,144 +196,25 @@ class DeadLetter(_Record):
 
 
 # --------------------------------------------------------------------------------------------
-# Errors
+# Errors, encoding and dead letters (validation of raw events: decisioning.validation)
 # --------------------------------------------------------------------------------------------
 
 
 class EventError(ValueError):
-    """A raw event that cannot become an :class:`Event`; ``reason`` is a stable short label."""
+    """A raw event that cannot become an :class:`Event`.
+
+    ``reason`` is a stable short label (the dead-letter reason and the metric label) and
+    ``stage`` the dead-letter stage: ``decode`` (the bytes are not a JSON object) or
+    ``validate`` (a JSON object that breaks the contract or the feature spec). The subclasses
+    live in :mod:`decisioning.validation`.
+    """
 
     reason: ClassVar[str] = "invalid_event"
+    stage: ClassVar[Stage] = "decode"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-class OversizeError(EventError):
-    """The raw message is larger than the configured maximum."""
-
-    reason = "oversize"
-
-
-class NotUtf8Error(EventError):
-    """The raw message is not valid UTF-8."""
-
-    reason = "not_utf8"
-
-
-class InvalidJsonError(EventError):
-    """The message is not strict JSON (syntax error, duplicate key, too deep)."""
-
-    reason = "invalid_json"
-
-
-class NonFiniteError(EventError):
-    """The message holds NaN or an infinite number."""
-
-    reason = "non_finite"
-
-
-class NotObjectError(EventError):
-    """The JSON document is not an object."""
-
-    reason = "not_object"
-
-
-class SchemaVersionError(EventError):
-    """The message declares a schema_version this code does not know."""
-
-    reason = "schema_version"
-
-
-class EventValidationError(EventError):
-    """The JSON object does not satisfy the Event contract (types, missing or extra fields)."""
-
-    reason = "validation"
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors or []
-
-
-# --------------------------------------------------------------------------------------------
-# Parsing and encoding
-# --------------------------------------------------------------------------------------------
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise NonFiniteError(f"non-finite number {name} is not allowed")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise NonFiniteError(f"number {text[:32]} overflows to infinity")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise InvalidJsonError(f"duplicate key {key[:64]!r}")
-            seen.add(key)
-    return out
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "<root>"
-
-
-def parse_event(raw: bytes, max_bytes: int) -> Event:
-    """Parse raw message bytes into an :class:`Event`.
-
-    Strict: UTF-8 only (no BOM), JSON without NaN/Infinity literals or numbers that overflow,
-    no duplicate keys, a top-level object, a known ``schema_version`` and the Event contract.
-    Raises only :class:`EventError` subclasses; ``err.reason`` is one of ``oversize``,
-    ``not_utf8``, ``invalid_json``, ``non_finite``, ``not_object``, ``schema_version``,
-    ``validation``.
-    """
-    if len(raw) > max_bytes:
-        raise OversizeError(f"message of {len(raw)} bytes exceeds the limit of {max_bytes}")
-    try:
-        text = raw.decode("utf-8", errors="strict")
-    except UnicodeDecodeError as exc:
-        raise NotUtf8Error(f"not UTF-8 at byte {exc.start}") from None
-    try:
-        data = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_keys,
-        )
-    except EventError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise InvalidJsonError(
-            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise InvalidJsonError("invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer literal with too many digits
-        raise InvalidJsonError(f"invalid JSON: {str(exc)[:200]}") from None
-    if not isinstance(data, dict):
-        raise NotObjectError(f"expected a JSON object, got {type(data).__name__}")
-    version = data.get("schema_version", SCHEMA_VERSION)
-    if type(version) is not int or version != SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"unknown schema_version {str(version)[:32]!r}; this consumer reads {SCHEMA_VERSION}"
-        )
-    try:
-        return Event.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        summary = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in errors[:5])
-        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-        details: list[dict[str, Any]] = [dict(err) for err in errors]
-        raise EventValidationError(f"invalid event: {summary}{more}", details) from None
 
 
 def encode_record(record: BaseModel) -> bytes:
@@ -355,7 +226,7 @@ def dead_letter(
     error: BaseException,
     raw: bytes,
     *,
-    stage: Stage,
+    stage: Stage | None = None,
     source_topic: str,
     source_partition: int,
     source_offset: int,
@@ -365,10 +236,16 @@ def dead_letter(
 ) -> DeadLetter:
     """Build the :class:`DeadLetter` for a message that failed at ``stage``.
 
-    ``reason`` is ``error.reason`` for an :class:`EventError`, else the snake-cased stage
-    failure (``<stage>_error``). Only the first ``raw_limit`` bytes are kept (``raw_truncated``).
+    An :class:`EventError` carries its own reason and stage; any other failure needs ``stage``
+    and gets the reason ``<stage>_error``. Only the first ``raw_limit`` bytes are kept
+    (``raw_truncated``).
     """
-    reason = error.reason if isinstance(error, EventError) else f"{stage}_error"
+    if isinstance(error, EventError):
+        reason, stage = error.reason, stage or error.stage
+    elif stage is None:
+        raise ValueError("dead_letter needs the stage of a failure that is not an EventError")
+    else:
+        reason = f"{stage}_error"
     kept = raw[:raw_limit]
     return DeadLetter(
         reason=reason,
@@ -384,9 +261,3 @@ def dead_letter(
         raw_truncated=len(kept) < len(raw),
         failed_at=failed_at,
     )
-
-
-if __name__ == "__main__":  # pragma: no cover - thin entry point
-    from decisioning.contract_files import main
-
-    raise SystemExit(main())

@@ -15,7 +15,7 @@ order), or ``SCORE_BAND`` when there are none.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from decisioning.conditions import conditions_mask
 from decisioning.contracts import Reason
-from decisioning.policy import Band, Policy
+from decisioning.policy import Band, Condition, Policy
 
 __all__ = [
     "SCORE_BAND",
@@ -112,6 +112,65 @@ def _as_scores(
     return array
 
 
+def _first_match(
+    whens: Sequence[Sequence[Condition]], features: pd.DataFrame, ids: NDArray[np.object_]
+) -> NDArray[np.intp]:
+    """Per row, the index of the first condition list that holds (-1: none)."""
+    matched = np.full(len(features), -1, dtype=np.intp)
+    for k, when in enumerate(whens):
+        free = matched < 0
+        if not free.any():
+            break
+        matched[free & conditions_mask(when, features, ids)] = k
+    return matched
+
+
+def _catalogue_reasons(
+    policy: Policy, names: list[str], contrib: NDArray[np.float64] | None
+) -> Callable[[int], tuple[Reason, ...]]:
+    """Row -> its top reasons: the largest contributions among the catalogue's features."""
+    catalogue_cols = [i for i, name in enumerate(names) if name in policy.reason_codes]
+    if contrib is None or not catalogue_cols or policy.top_reasons <= 0:
+        return lambda _row: ()
+    sub = contrib[:, catalogue_cols]
+    top_idx, top_ok = top_contributions(sub, policy.top_reasons)
+    top_rows, ok_rows, cat_values = top_idx.tolist(), top_ok.tolist(), sub.tolist()
+    cat_names = [names[c] for c in catalogue_cols]
+    cat_codes = [policy.reason_codes[name] for name in cat_names]
+
+    def reasons(row: int) -> tuple[Reason, ...]:
+        picked = []
+        values = cat_values[row]
+        for j, ok in zip(top_rows[row], ok_rows[row], strict=True):
+            if not ok:
+                break
+            rc = cat_codes[j]
+            picked.append(
+                Reason(code=rc.code, text=rc.text, feature=cat_names[j], contribution=values[j])
+            )
+        return tuple(picked)
+
+    return reasons
+
+
+def _check_inputs(
+    n: int,
+    scores: NDArray[np.floating] | Sequence[float] | None,
+    contributions: NDArray[np.floating] | None,
+    n_features: int,
+    entity_ids: Sequence[str] | NDArray[np.object_],
+) -> tuple[NDArray[np.object_], NDArray[np.float64], NDArray[np.float64] | None]:
+    ids = np.asarray(list(entity_ids), dtype=object)
+    if ids.shape[0] != n:
+        raise ValueError(f"entity_ids has {ids.shape[0]} values for {n} rows")
+    contrib: NDArray[np.float64] | None = None
+    if contributions is not None:
+        contrib = np.asarray(contributions, dtype=np.float64)
+        if contrib.shape != (n, n_features):
+            raise ValueError(f"contributions has shape {contrib.shape}, expected {(n, n_features)}")
+    return ids, _as_scores(scores, n), contrib
+
+
 def decide_batch(
     policy: Policy,
     features: pd.DataFrame,
@@ -127,37 +186,17 @@ def decide_batch(
     unavailable or timed out. ``contributions`` (optional) has shape ``(n, len(feature_names))``:
     each feature's contribution to the risk score. ``entity_ids`` gives each row's entity
     (conditions on ``entity_id`` use it). Returns one :class:`DecisionParts` per row, in order.
+
+    Order of precedence: (1) hard rules, first match wins; (2) no usable score -> fallback;
+    (3) the band of the row's segment (first matching segment, else the default bands), with
+    reasons from the catalogue's largest contributions (else the band itself as the reason).
     """
     n = len(features)
-    ids = np.asarray(list(entity_ids), dtype=object)
-    if ids.shape[0] != n:
-        raise ValueError(f"entity_ids has {ids.shape[0]} values for {n} rows")
-    score_array = _as_scores(scores, n)
-    usable = np.isfinite(score_array) & (score_array >= 0.0) & (score_array <= 1.0)
     names = list(feature_names)
-    contrib: NDArray[np.float64] | None = None
-    if contributions is not None:
-        contrib = np.asarray(contributions, dtype=np.float64)
-        if contrib.shape != (n, len(names)):
-            raise ValueError(f"contributions has shape {contrib.shape}, expected {(n, len(names))}")
-
-    # 1. hard rules, first match wins
-    rule_of = np.full(n, -1, dtype=np.intp)
-    for r, rule in enumerate(policy.rules):
-        free = rule_of < 0
-        if not free.any():
-            break
-        rule_of[free & conditions_mask(rule.when, features, ids)] = r
-
-    # 2. segments, first match wins
-    segment_of = np.full(n, -1, dtype=np.intp)
-    for s, segment in enumerate(policy.segments):
-        free = segment_of < 0
-        if not free.any():
-            break
-        segment_of[free & conditions_mask(segment.when, features, ids)] = s
-
-    # 3. bands per segment (default bands: segment -1)
+    ids, score_array, contrib = _check_inputs(n, scores, contributions, len(names), entity_ids)
+    usable = np.isfinite(score_array) & (score_array >= 0.0) & (score_array <= 1.0)
+    rule_of = _first_match([rule.when for rule in policy.rules], features, ids)
+    segment_of = _first_match([segment.when for segment in policy.segments], features, ids)
     band_of = np.zeros(n, dtype=np.intp)
     safe_scores = np.where(usable, score_array, 0.0)
     band_sets = [policy.bands, *(segment.bands for segment in policy.segments)]
@@ -165,24 +204,30 @@ def decide_batch(
         rows = segment_of == s
         if rows.any():
             band_of[rows] = band_index(band_sets[s + 1], safe_scores[rows])
+    return _assemble(
+        policy,
+        _catalogue_reasons(policy, names, contrib),
+        rule_of.tolist(),
+        segment_of.tolist(),
+        band_of.tolist(),
+        score_array,
+        usable,
+        scores_missing=scores is None,
+    )
 
-    # 4. reasons from contributions, mapped through the catalogue
-    catalogue_cols = [i for i, name in enumerate(names) if name in policy.reason_codes]
-    top_idx: NDArray[np.intp] | None = None
-    top_ok: NDArray[np.bool_] | None = None
-    if contrib is not None and catalogue_cols and policy.top_reasons > 0:
-        sub = contrib[:, catalogue_cols]
-        top_idx, top_ok = top_contributions(sub, policy.top_reasons)
 
-    top_rows: list[list[int]] | None = None
-    ok_rows: list[list[bool]] = []
-    cat_values: list[list[float]] = []
-    cat_names = [names[c] for c in catalogue_cols]
-    cat_codes = [policy.reason_codes[name] for name in cat_names]
-    if top_idx is not None and top_ok is not None and contrib is not None:
-        top_rows, ok_rows = top_idx.tolist(), top_ok.tolist()
-        cat_values = contrib[:, catalogue_cols].tolist()
-
+def _assemble(
+    policy: Policy,
+    top_reasons: Callable[[int], tuple[Reason, ...]],
+    rule_of: list[int],
+    segment_of: list[int],
+    band_of: list[int],
+    score_array: NDArray[np.float64],
+    usable: NDArray[np.bool_],
+    *,
+    scores_missing: bool,
+) -> list[DecisionParts]:
+    """One :class:`DecisionParts` per row from the rule, segment and band each row matched."""
     rule_reasons = [
         Reason(code=rc.code, text=rc.text, feature=rule.when[0].feature)
         for rule in policy.rules
@@ -200,16 +245,14 @@ def decide_batch(
         decision: (Reason(code=SCORE_BAND, text=f"Risk score in the {decision} band"),)
         for decision in policy.decisions
     }
-
+    band_sets = [policy.bands, *(segment.bands for segment in policy.segments)]
     segment_names = [segment.name for segment in policy.segments]
     thresholds = [[band_threshold(band) for band in bands] for bands in band_sets]
     nan_rows = np.isnan(score_array).tolist()
     scores_l, usable_l = score_array.tolist(), usable.tolist()
     out: list[DecisionParts] = []
     append = out.append
-    for i, (r, seg, b) in enumerate(
-        zip(rule_of.tolist(), segment_of.tolist(), band_of.tolist(), strict=True)
-    ):
+    for i, (r, seg, b) in enumerate(zip(rule_of, segment_of, band_of, strict=True)):
         segment_name = segment_names[seg] if seg >= 0 else None
         row_score = scores_l[i] if usable_l[i] else None
         if r >= 0:
@@ -222,28 +265,16 @@ def decide_batch(
             )  # fmt: skip
             continue
         if row_score is None:
-            why = unavailable if scores is None or nan_rows[i] else invalid
+            why = unavailable if scores_missing or nan_rows[i] else invalid
             append(
                 DecisionParts(fallback.decision, None, None, why, None, segment_name, "fallback")
             )
             continue
         band = band_sets[seg + 1][b]
-        reasons: tuple[Reason, ...] = ()
-        if top_rows is not None:
-            picked = []
-            values = cat_values[i]
-            for j, ok in zip(top_rows[i], ok_rows[i], strict=True):
-                if not ok:
-                    break
-                rc = cat_codes[j]
-                picked.append(
-                    Reason(code=rc.code, text=rc.text, feature=cat_names[j], contribution=values[j])
-                )
-            reasons = tuple(picked)
         append(
             DecisionParts(
                 band.decision, row_score, thresholds[seg + 1][b],
-                reasons or band_reasons[band.decision], None, segment_name, "model",
+                top_reasons(i) or band_reasons[band.decision], None, segment_name, "model",
             )
         )  # fmt: skip
     return out

@@ -1,5 +1,6 @@
 """decisionflow models: pure ML (feature specs, encoding, model families, training, metrics,
-registry, promotion gate). Imports nothing else of decisionflow.
+the one :class:`Model` class, registry files and aliases, promotion gate) and the one map of
+where files live (:mod:`models.paths`). Imports nothing else of decisionflow.
 
 Torch is imported lazily: ``import models`` stays cheap; ``get_family("torch_mlp")`` (or
 training/loading such a model) pulls it in.
@@ -24,6 +25,7 @@ from models.family import (
 )
 from models.gate import GateConfig, Verdict, evaluate_gate
 from models.metrics import Metrics, ThresholdMetrics, compute_metrics
+from models.model import Model
 from models.registry import (
     AliasEvent,
     LoadedModel,
@@ -34,7 +36,6 @@ from models.registry import (
     VersionInfo,
     default_registry_url,
 )
-from models.retrain import RetrainReport, evaluate_registered, gate_challenger, retrain
 from models.spec import (
     ColumnSpec,
     FeatureSpec,
@@ -66,11 +67,11 @@ __all__ = [
     "GateConfig",
     "LoadedModel",
     "Metrics",
+    "Model",
     "ModelFamily",
     "ModelRegistry",
     "RegistryError",
     "RegistryIntegrityError",
-    "RetrainReport",
     "Scorer",
     "SpecError",
     "TabularEncoder",
@@ -89,15 +90,12 @@ __all__ = [
     "default_registry_url",
     "evaluate",
     "evaluate_gate",
-    "evaluate_registered",
     "features_from_records",
-    "gate_challenger",
     "get_family",
     "holdout_split",
     "labels",
     "load_frame",
     "load_spec",
-    "retrain",
     "spec_from_yaml",
     "spec_hash",
     "stratified_kfold",

@@ -29,6 +29,7 @@ __all__ = [
     "demo_dir",
     "home",
     "reference_dir",
+    "reference_file",
     "registry_url",
     "repo_root",
     "reports_dir",
@@ -75,6 +76,11 @@ def registry_url() -> str:
 def reference_dir() -> Path:
     """Training data of each promoted model (the drift reference)."""
     return _override("DECISIONFLOW_REFERENCE_DIR", "reference")
+
+
+def reference_file(model_name: str) -> Path:
+    """The drift reference of ``model_name``: its promoted model's training data."""
+    return reference_dir() / f"{model_name}.parquet"
 
 
 def reports_dir() -> Path:

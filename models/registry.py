@@ -20,36 +20,32 @@ numbers there are claimed optimistically (MANIFEST written last marks a version 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
-import hashlib
 import json
-import os
 import platform
 import re
-import shutil
 import subprocess
 import tempfile
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import fsspec
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-from fsspec.implementations.local import LocalFileSystem
-
 from models import paths
-from models.data import features_from_records
-from models.encoding import EncodedBatch, TabularEncoder
+from models.aliases import AliasBook, AliasEvent
+from models.encoding import TabularEncoder
 from models.family import ModelFamily
 from models.metrics import Metrics
-from models.spec import FeatureSpec, SpecError, spec_from_yaml
+from models.model import Model
+from models.registry_files import (
+    NAME_RE,
+    RegistryError,
+    RegistryFiles,
+    RegistryIntegrityError,
+    UnknownModelError,
+)
+from models.spec import SpecError, spec_from_yaml
 from models.training import TrainedModel
 
 __all__ = [
@@ -65,40 +61,15 @@ __all__ = [
 ]
 
 REGISTRY_URL_ENV = "DECISIONFLOW_REGISTRY_URL"
-MANIFEST = "MANIFEST.json"
-MANIFEST_DIGEST = "MANIFEST.json.sha256"
 ENCODER_FILE = "encoder.json"
 SPEC_FILE = "spec.yaml"
 METADATA_FILE = "metadata.json"
-ALIASES_FILE = "aliases.json"
-HISTORY_FILE = "alias_history.jsonl"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
-
-
-class RegistryError(RuntimeError):
-    """Base class of registry errors."""
-
-
-class RegistryIntegrityError(RegistryError):
-    """An artifact does not match its recorded sha256 (or is missing / unlisted)."""
-
-
-class UnknownModelError(RegistryError, LookupError):
-    """No such model name, version or alias."""
 
 
 def default_registry_url() -> str:
     """``$DECISIONFLOW_REGISTRY_URL`` if set, else ``registry/`` in the home (models.paths)."""
     return paths.registry_url()
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _git_commit() -> str | None:
@@ -135,173 +106,57 @@ class VersionInfo:
     aliases: list[str]
 
 
-@dataclass(frozen=True)
-class AliasEvent:
-    """One alias move, as stored in the append-only history."""
-
-    ts: str
-    alias: str
-    from_version: int | None
-    to_version: int | None
-    action: str
-    reason: str
-    verdict: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible form."""
-        return {
-            "ts": self.ts,
-            "alias": self.alias,
-            "from_version": self.from_version,
-            "to_version": self.to_version,
-            "action": self.action,
-            "reason": self.reason,
-            "verdict": self.verdict,
-        }
-
-
 @dataclass
-class LoadedModel:
+class LoadedModel(Model):
     """A verified model from the registry, ready to score raw frames."""
 
     name: str
     version: int
-    family: str
-    encoder: TabularEncoder
-    spec: FeatureSpec
-    model: ModelFamily
     metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def feature_names(self) -> list[str]:
-        """Raw feature names (columns of :meth:`explain`)."""
-        return self.spec.feature_names
-
-    @property
-    def device(self) -> str:
-        """Device the model computes on."""
-        return self.model.device
-
-    def to(self, device: str | None = None) -> LoadedModel:
-        """Move the model (torch: default cuda if available); returns self."""
-        self.model.to(device)
-        return self
-
-    def encode(self, df: pd.DataFrame) -> EncodedBatch:
-        """Encode a raw frame with the training-time encoder."""
-        return self.encoder.transform(df)
-
-    def score(self, df: pd.DataFrame) -> npt.NDArray[np.float64]:
-        """Positive-class probability per row of a raw frame."""
-        return self.model.predict_proba(self.encoder.transform(df))
-
-    def explain(self, df: pd.DataFrame) -> npt.NDArray[np.float64]:
-        """Per-raw-feature contributions (n_rows, n_features), columns = ``feature_names``."""
-        return self.model.contributions(self.encoder.transform(df))
-
-    def score_explain(
-        self, df: pd.DataFrame
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """``(score(df), explain(df))`` with the frame encoded once, not twice.
-
-        The same arrays (values, dtypes, shapes) as the two separate calls; for callers that
-        always want both, such as the decision engine.
-        """
-        batch = self.encoder.transform(df)
-        return self.model.predict_proba(batch), self.model.contributions(batch)
-
-    def score_records(self, records: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.float64]:
-        """Score event feature dicts (missing keys -> NaN, handled by the encoder)."""
-        return self.score(features_from_records(records, self.spec))
 
 
 class ModelRegistry:
-    """Versioned artifacts + aliases + alias history under one root (path or fsspec URL)."""
+    """Versioned artifacts + aliases + alias history under one root (path or fsspec URL).
+
+    Storage and integrity: :class:`~models.registry_files.RegistryFiles`; aliases and their
+    history: :class:`~models.aliases.AliasBook`. This class names, registers, resolves and
+    loads versions.
+    """
 
     def __init__(
         self, url: str | Path | None = None, storage_options: Mapping[str, Any] | None = None
     ) -> None:
         self.url = str(url) if url is not None else default_registry_url()
-        fs, root = fsspec.core.url_to_fs(self.url, **dict(storage_options or {}))
-        self.fs: fsspec.AbstractFileSystem = fs
-        self.local = isinstance(fs, LocalFileSystem)
-        self.root = str(Path(root).resolve()) if self.local else str(root).rstrip("/")
-
-    # ------------------------------------------------------------------ paths
-    def _p(self, *parts: str | int) -> str:
-        return "/".join([self.root, *(str(p) for p in parts)])
+        self.files = RegistryFiles(self.url, dict(storage_options or {}))
+        self.book = AliasBook(self.files)
+        self.root = self.files.root
 
     @staticmethod
     def _check_name(name: str) -> None:
-        if not _NAME_RE.match(name):
+        if not NAME_RE.match(name):
             raise RegistryError(f"invalid model name {name!r} (letters, digits, _ . - only)")
 
-    def _read(self, path: str) -> bytes:
-        data: bytes = self.fs.cat_file(path)
-        return data
-
-    def _write_atomic(self, path: str, data: bytes) -> None:
-        if self.local:
-            directory = os.path.dirname(path)
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        else:
-            self.fs.pipe_file(path, data)
-
-    @contextlib.contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
-        if not self.local:
-            yield
-            return
-        os.makedirs(self._p(name), exist_ok=True)
-        with open(self._p(name, ".lock"), "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    def _unknown(self, name: str) -> UnknownModelError:
+        return UnknownModelError(
+            f"unknown model {name!r} in registry {self.url}; models: {self.list_models()}"
+        )
 
     # --------------------------------------------------------------- listing
     def list_models(self) -> list[str]:
         """Model names present in the registry."""
-        if not self.fs.exists(self.root):
-            return []
-        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)]
-        return sorted(n for n in names if _NAME_RE.match(n) and self._versions(n))
-
-    def _versions(self, name: str) -> list[int]:
-        base = self._p(name, "versions")
-        if not self.fs.exists(base):
-            return []
-        out = []
-        for path in self.fs.ls(base, detail=False):
-            leaf = str(path).rstrip("/").rsplit("/", 1)[-1]
-            if leaf.isdigit() and self.fs.exists(self._p(name, "versions", leaf, MANIFEST)):
-                out.append(int(leaf))
-        return sorted(out)
+        names = self.files.names(self.root)
+        return sorted(n for n in names if NAME_RE.match(n) and self.files.versions(n))
 
     def list_versions(self, name: str) -> list[VersionInfo]:
         """Every complete version of ``name`` with family, headline metrics and aliases."""
         self._check_name(name)
-        versions = self._versions(name)
+        versions = self.files.versions(name)
         if not versions:
-            raise UnknownModelError(
-                f"unknown model {name!r} in registry {self.url}; models: {self.list_models()}"
-            )
+            raise self._unknown(name)
         aliases = self.aliases(name)
         rows = []
         for v in versions:
-            meta = json.loads(self._read(self._p(name, "versions", v, METADATA_FILE)))
+            meta = json.loads(self.files.read(self.files.path(name, "versions", v, METADATA_FILE)))
             rows.append(
                 VersionInfo(
                     name=name,
@@ -335,7 +190,7 @@ class ModelRegistry:
             files += [ENCODER_FILE, SPEC_FILE, METADATA_FILE]
             meta: dict[str, Any] = {
                 "name": model_name,
-                "version": None,  # filled below once the number is claimed
+                "version": None,  # filled in once the number is claimed
                 "family": trained.family,
                 "params": trained.params,
                 "seed": trained.seed,
@@ -353,52 +208,16 @@ class ModelRegistry:
                 },
                 "library_versions": _library_versions(),
                 "git_commit": _git_commit(),
-                "created_at": _now(),
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
                 "extra": dict(extra or {}),
             }
-            return self._publish(model_name, stage, files, meta)
-
-    def _publish(self, name: str, stage: Path, files: list[str], meta: dict[str, Any]) -> int:
-        versions_dir = self._p(name, "versions")
-        for attempt in range(100):
-            version = max(self._versions(name), default=0) + 1 + attempt
-            meta["version"] = version
-            data = json.dumps(meta, indent=1, sort_keys=True, default=_json_default).encode()
-            (stage / METADATA_FILE).write_bytes(data)
-            digests = {f: _sha256((stage / f).read_bytes()) for f in sorted(set(files))}
-            manifest = json.dumps({"files": digests}, indent=1, sort_keys=True).encode()
-            if self.local:
-                os.makedirs(versions_dir, exist_ok=True)
-                staging = Path(versions_dir) / f".staging-{uuid.uuid4().hex}"
-                shutil.copytree(stage, staging)
-                (staging / MANIFEST).write_bytes(manifest)
-                (staging / MANIFEST_DIGEST).write_text(_sha256(manifest) + "\n")
-                try:
-                    os.rename(staging, Path(versions_dir) / str(version))
-                except OSError:  # another writer claimed this number: try the next one
-                    shutil.rmtree(staging, ignore_errors=True)
-                    continue
-                return version
-            target = self._p(name, "versions", version)
-            if self.fs.exists(target):
-                continue
-            for f in sorted(set(files)):
-                self.fs.pipe_file(f"{target}/{f}", (stage / f).read_bytes())
-            self.fs.pipe_file(f"{target}/{MANIFEST_DIGEST}", (_sha256(manifest) + "\n").encode())
-            self.fs.pipe_file(f"{target}/{MANIFEST}", manifest)
-            return version
-        raise RegistryError(f"could not claim a version number for {name!r}")
+            return self.files.publish(model_name, stage, files, meta)
 
     # ---------------------------------------------------------------- resolve
     def aliases(self, name: str) -> dict[str, int]:
         """Current alias -> version mapping of ``name`` (empty if none)."""
         self._check_name(name)
-        path = self._p(name, ALIASES_FILE)
-        try:
-            raw = json.loads(self._read(path))
-        except FileNotFoundError:
-            return {}
-        return {str(k): int(v) for k, v in raw.items() if v is not None}
+        return self.book.aliases(name)
 
     def alias_version(self, name: str, alias: str = "champion") -> int | None:
         """Cheap read of the version an alias points to (None if unset); for worker polling."""
@@ -407,11 +226,9 @@ class ModelRegistry:
     def resolve(self, name: str, ref: str | int) -> int:
         """Version number for an alias (``champion``), ``latest``, or a version number."""
         self._check_name(name)
-        versions = self._versions(name)
+        versions = self.files.versions(name)
         if not versions:
-            raise UnknownModelError(
-                f"unknown model {name!r} in registry {self.url}; models: {self.list_models()}"
-            )
+            raise self._unknown(name)
         text = str(ref).strip()
         if text.lstrip("v").isdigit():
             version = int(text.lstrip("v"))
@@ -434,44 +251,7 @@ class ModelRegistry:
     # ------------------------------------------------------------------- load
     def verify(self, name: str, ref: str | int) -> dict[str, bytes]:
         """Check every file of a version against its manifest; return the verified bytes."""
-        version = self.resolve(name, ref)
-        base = self._p(name, "versions", version)
-        where = f"{name} v{version}"
-        try:
-            manifest_bytes = self._read(f"{base}/{MANIFEST}")
-            recorded = self._read(f"{base}/{MANIFEST_DIGEST}").decode("ascii", "replace").strip()
-        except FileNotFoundError as exc:
-            raise RegistryIntegrityError(f"{where}: missing {Path(str(exc)).name}") from None
-        if _sha256(manifest_bytes) != recorded:
-            raise RegistryIntegrityError(
-                f"{where}: {MANIFEST} does not match {MANIFEST_DIGEST} (file changed)"
-            )
-        try:
-            digests: dict[str, str] = json.loads(manifest_bytes)["files"]
-        except (ValueError, KeyError, TypeError):
-            raise RegistryIntegrityError(f"{where}: {MANIFEST} is malformed") from None
-        present = {
-            str(p).rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(base, detail=False)
-        } - {MANIFEST, MANIFEST_DIGEST}
-        unlisted = sorted(present - set(digests))
-        if unlisted:
-            raise RegistryIntegrityError(f"{where}: file(s) not in {MANIFEST}: {unlisted}")
-        blobs: dict[str, bytes] = {}
-        for fname, expected in sorted(digests.items()):
-            if "/" in fname or fname.startswith("."):
-                raise RegistryIntegrityError(f"{where}: bad file name in {MANIFEST}: {fname!r}")
-            try:
-                data = self._read(f"{base}/{fname}")
-            except FileNotFoundError:
-                raise RegistryIntegrityError(f"{where}: {fname} is missing") from None
-            actual = _sha256(data)
-            if actual != expected:
-                raise RegistryIntegrityError(
-                    f"{where}: sha256 mismatch for {fname} "
-                    f"(expected {expected[:16]}..., got {actual[:16]}...): artifact was modified"
-                )
-            blobs[fname] = data
-        return blobs
+        return self.files.verify(name, self.resolve(name, ref))
 
     def metadata(self, name: str, ref: str | int = "champion") -> dict[str, Any]:
         """Verified metadata.json of a version."""
@@ -483,7 +263,7 @@ class ModelRegistry:
     ) -> LoadedModel:
         """Verify every sha256, then load encoder, spec and model of a version."""
         version = self.resolve(name, ref)
-        blobs = self.verify(name, version)
+        blobs = self.files.verify(name, version)
         try:
             spec = spec_from_yaml(blobs[SPEC_FILE].decode("utf-8"), f"{name} v{version}")
         except SpecError as exc:
@@ -512,55 +292,7 @@ class ModelRegistry:
     def history(self, name: str) -> list[AliasEvent]:
         """The alias history of ``name``, oldest first."""
         self._check_name(name)
-        try:
-            text = self._read(self._p(name, HISTORY_FILE)).decode("utf-8")
-        except FileNotFoundError:
-            return []
-        events = []
-        for line in text.splitlines():
-            if line.strip():
-                events.append(AliasEvent(**json.loads(line)))
-        return events
-
-    def _append_history(self, name: str, event: AliasEvent) -> None:
-        line = (json.dumps(event.to_dict(), sort_keys=True, default=_json_default) + "\n").encode()
-        path = self._p(name, HISTORY_FILE)
-        if self.local:
-            with open(path, "ab") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-        else:
-            old = self._read(path) if self.fs.exists(path) else b""
-            self.fs.pipe_file(path, old + line)
-
-    def _set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int | None,
-        action: str,
-        reason: str,
-        verdict: Mapping[str, Any] | None,
-    ) -> AliasEvent:
-        aliases = self.aliases(name)
-        event = AliasEvent(
-            ts=_now(),
-            alias=alias,
-            from_version=aliases.get(alias),
-            to_version=version,
-            action=action,
-            reason=reason,
-            verdict=dict(verdict) if verdict is not None else None,
-        )
-        if version is None:
-            aliases.pop(alias, None)
-        else:
-            aliases[alias] = version
-        payload = json.dumps(dict(sorted(aliases.items())), indent=1).encode()
-        self._write_atomic(self._p(name, ALIASES_FILE), payload)
-        self._append_history(name, event)
-        return event
+        return self.book.history(name)
 
     def promote(
         self,
@@ -573,41 +305,15 @@ class ModelRegistry:
         """Point ``alias`` at ``version`` (number, ``latest`` or another alias); log it."""
         if not _ALIAS_RE.match(alias) or alias == "latest":
             raise RegistryError(f"invalid alias {alias!r}")
-        with self._lock(name):
+        with self.files.lock(name):
             target = self.resolve(name, version)
-            return self._set_alias(name, alias, target, "promote", reason, verdict)
+            return self.book.move(name, alias, target, "promote", reason, verdict)
 
     def rollback(self, name: str, alias: str = "champion", reason: str = "") -> AliasEvent:
-        """Restore the version ``alias`` pointed to before its latest promotion.
-
-        The history is replayed as a stack (promote pushes the replaced version, rollback pops),
-        so repeated rollbacks walk further back. Nothing to roll back to -> RegistryError.
-        """
-        with self._lock(name):
-            current = self.aliases(name).get(alias)
-            if current is None:
+        """Restore the version ``alias`` pointed to before its latest promotion (repeated
+        rollbacks walk further back); nothing to roll back to -> RegistryError."""
+        with self.files.lock(name):
+            if self.aliases(name).get(alias) is None:
                 raise UnknownModelError(f"model {name!r} has no alias {alias!r} to roll back")
-            stack: list[int] = []
-            for event in self.history(name):
-                if event.alias != alias:
-                    continue
-                if event.action == "promote" and event.from_version is not None:
-                    if event.from_version != event.to_version:
-                        stack.append(event.from_version)
-                elif event.action == "rollback" and stack:
-                    stack.pop()
-            if not stack:
-                raise RegistryError(
-                    f"model {name!r}: alias {alias!r} has no previous version to roll back to"
-                )
-            return self._set_alias(name, alias, stack[-1], "rollback", reason or "rollback", None)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+            previous = self.book.previous(name, alias)
+            return self.book.move(name, alias, previous, "rollback", reason or "rollback")

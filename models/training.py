@@ -18,9 +18,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.data import data_fingerprint, holdout_split, labels, load_frame
-from models.encoding import EncodedBatch, TabularEncoder
-from models.family import FAMILY_NAMES, ModelFamily, get_family
+from models.encoding import TabularEncoder
+from models.family import FAMILY_NAMES, get_family
 from models.metrics import Metrics, compute_metrics
+from models.model import Model
 from models.spec import FeatureSpec
 
 __all__ = [
@@ -46,31 +47,15 @@ class Scorer(Protocol):
 
 
 @dataclass
-class TrainedModel:
-    """A fitted encoder + model family and how they were obtained."""
+class TrainedModel(Model):
+    """A model fresh from training, and how it was obtained."""
 
-    family: str
-    spec: FeatureSpec
-    encoder: TabularEncoder
-    model: ModelFamily
     params: dict[str, Any]
     seed: int
     train_fingerprint: str
     n_train: int
     fit_seconds: float = 0.0
     tuning: list[dict[str, Any]] = field(default_factory=list)
-
-    def encode(self, df: pd.DataFrame) -> EncodedBatch:
-        """Encode a raw frame with the training-time encoder."""
-        return self.encoder.transform(df)
-
-    def score(self, df: pd.DataFrame) -> npt.NDArray[np.float64]:
-        """Positive-class probability per row of a raw frame."""
-        return self.model.predict_proba(self.encoder.transform(df))
-
-    def explain(self, df: pd.DataFrame) -> npt.NDArray[np.float64]:
-        """Per-raw-feature contributions (n_rows, n_features), columns = spec features."""
-        return self.model.contributions(self.encoder.transform(df))
 
 
 def train_family(

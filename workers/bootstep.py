@@ -10,6 +10,8 @@ from typing import Any
 
 from celery import bootsteps
 
+from workers import runtime
+from workers.runtime import DecisionRuntime
 from workers.settings import WorkerSettings
 
 __all__ = ["DecisionStep", "build_loop", "tune_process"]
@@ -85,27 +87,30 @@ class DecisionStep(bootsteps.StartStopStep):  # type: ignore[misc]
     def __init__(self, parent: Any, decide: bool = False, **options: Any) -> None:
         super().__init__(parent, **options)
         self.enabled = bool(decide)
-        self.loop: Any = None
-        self.thread: threading.Thread | None = None
+        self.runtime: DecisionRuntime | None = None
 
     def start(self, parent: Any) -> None:
         settings = WorkerSettings()
         name = (getattr(parent, "hostname", None) or socket.gethostname()).replace("@", "-")
-        self.loop, holder = build_loop(settings, name)
-        parent.decisionflow_holder = holder
-        self.thread = threading.Thread(target=self._run, name="decision-loop", daemon=True)
-        self.thread.start()
+        loop, holder = build_loop(settings, name)
+        thread = threading.Thread(target=_run, args=(loop,), name="decision-loop", daemon=True)
+        self.runtime = DecisionRuntime(loop, holder, thread)
+        runtime.install(self.runtime)  # the reload_model control command finds it there
+        thread.start()
         log.info("decision loop started as %s", name)
 
-    def _run(self) -> None:
-        try:
-            self.loop.run()
-        except Exception:  # pragma: no cover - the loop handles its own errors
-            log.exception("decision loop crashed")
-
     def stop(self, parent: Any) -> None:
-        if self.loop is not None:
-            self.loop.stop()
-        if self.thread is not None:
-            self.thread.join(timeout=60)
-            log.info("decision loop stopped")
+        if self.runtime is None:
+            return
+        self.runtime.loop.stop()
+        if self.runtime.thread is not None:
+            self.runtime.thread.join(timeout=60)
+        runtime.uninstall()
+        log.info("decision loop stopped")
+
+
+def _run(loop: Any) -> None:
+    try:
+        loop.run()
+    except Exception:  # pragma: no cover - the loop handles its own errors
+        log.exception("decision loop crashed")

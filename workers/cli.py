@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import click
 
-__all__ = ["cli", "main"]
+from workers.commands import models_cmd, replay_cmd, report_cmd, sink_cmd, stream_cmd
 
-# Each module exposes ``register(group)``; a module that is not there yet is skipped.
-_COMMAND_MODULES = (
-    "workers.commands.models_cmd",
-    "workers.commands.stream_cmd",
-    "workers.commands.report_cmd",
-    "workers.commands.replay_cmd",
-    "workers.commands.sink_cmd",
-)
+__all__ = ["cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,18 +18,8 @@ def cli(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
 
 
-def _register_all() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(cli)
-
-
-_register_all()
+for _module in (models_cmd, stream_cmd, report_cmd, replay_cmd, sink_cmd):
+    _module.register(cli)
 
 
 def main() -> None:

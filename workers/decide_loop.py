@@ -21,9 +21,11 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from decisioning.contracts import encode_record
 from workers import metrics
 from workers.batcher import MicroBatcher
 from workers.engine import BatchResult, DecisionEngine, RawRecord
+from workers.kafka_client import Consumer, TransactionalProducer
 from workers.settings import WorkerSettings
 
 __all__ = ["DecisionLoop", "RevocationTracker"]
@@ -97,8 +99,8 @@ class DecisionLoop:
         self.batcher: MicroBatcher[RawRecord] = MicroBatcher(
             settings.max_batch_size, settings.max_wait_ms
         )
-        self.consumer: KafkaConsumer | None = None
-        self.producer: KafkaProducer | None = None
+        self.consumer: Consumer | None = None
+        self.producer: TransactionalProducer | None = None
         self.committed_batches = 0
         self._lag_at = 0.0
 
@@ -288,14 +290,14 @@ class DecisionLoop:
         p.begin_transaction()
         futures = []
         for d in result.decisions:
-            value = d.model_dump_json().encode()
+            value = encode_record(d)
             futures.append(p.send(topics.decisions, key=d.entity_id.encode(), value=value))
         for d in result.shadow:
-            value = d.model_dump_json().encode()
+            value = encode_record(d)
             futures.append(p.send(topics.shadow, key=d.entity_id.encode(), value=value))
         for dl in result.dlq:
             key = dl.source_key.encode() if dl.source_key is not None else None
-            futures.append(p.send(topics.dlq, key=key, value=dl.model_dump_json().encode()))
+            futures.append(p.send(topics.dlq, key=key, value=encode_record(dl)))
         # Every record must be acknowledged before the offsets join the transaction: after a
         # broker crash kafka-python can bump the producer epoch, fail the records and still
         # commit, which would commit the offsets of decisions that were never written.

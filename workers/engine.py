@@ -21,25 +21,16 @@ import pandas as pd
 
 from decisioning.arms import ArmConfig, assign_arms
 from decisioning.assemble import build_decisions
-from decisioning.contracts import (
-    DeadLetter,
-    Decision,
-    Event,
-    EventError,
-    Stage,
-    parse_event,
-)
-from decisioning.contracts import dead_letter as make_dead_letter
+from decisioning.contracts import DeadLetter, Decision, Event, EventError, Stage, dead_letter
 from decisioning.decide import decide_batch
 from decisioning.policy import Policy
+from decisioning.validation import FeatureChecker, validate_event
 from models.data import features_from_records
 from models.spec import FeatureSpec
-from workers.features import FeatureChecker
 
 __all__ = ["BatchResult", "DecisionEngine", "RawRecord", "ScoringModel"]
 
 log = logging.getLogger(__name__)
-VALIDATE_REASONS = frozenset({"validation", "schema_version", "feature_type", "unknown_feature"})
 
 
 class ScoringModel(Protocol):
@@ -100,7 +91,7 @@ class DecisionEngine:
         model_name: str = "credit_data",
     ) -> None:
         self.spec = spec
-        self._check_features = FeatureChecker(spec)
+        self._check_features = FeatureChecker({c.name: c.type for c in spec.columns}, spec.name)
         self.max_message_bytes = max_message_bytes
         self.score_timeout_s = score_timeout_s
         self.arms = arms or ArmConfig()
@@ -149,13 +140,10 @@ class DecisionEngine:
 
     def _parse(self, rec: RawRecord, result: BatchResult) -> Event | None:
         try:
-            event = parse_event(rec.value or b"", self.max_message_bytes)
-            self._check_features(event.features)
-        except EventError as exc:
-            stage: Stage = "validate" if exc.reason in VALIDATE_REASONS else "decode"
-            result.dlq.append(dead_letter(rec, exc, stage))
+            return validate_event(rec.value or b"", self.max_message_bytes, self._check_features)
+        except EventError as exc:  # the error names its reason and stage
+            result.dlq.append(dead_letter_of(rec, exc))
             return None
-        return event
 
     def _decide(self, events: list[Event], result: BatchResult) -> None:
         """Decide ``events``; ``result`` is only extended once everything succeeded."""
@@ -253,12 +241,12 @@ class DecisionEngine:
             try:
                 self._decide([event], result)
             except Exception as exc:
-                result.dlq.append(dead_letter(rec, exc, "decide"))
+                result.dlq.append(dead_letter_of(rec, exc, "decide"))
 
 
-def dead_letter(rec: RawRecord, exc: BaseException, stage: Stage) -> DeadLetter:
-    """A dead-letter record keeping the raw bytes and the source position."""
-    return make_dead_letter(
+def dead_letter_of(rec: RawRecord, exc: BaseException, stage: Stage | None = None) -> DeadLetter:
+    """The dead-letter record of a Kafka record: raw bytes and source position kept."""
+    return dead_letter(
         exc,
         rec.value or b"",
         stage=stage,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from workers import metrics
@@ -26,12 +27,14 @@ class ModelHolder:
         alias: str = "champion",
         poll_s: float = 5.0,
         device: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
         self.model_name = model_name
         self.alias = alias
         self.poll_s = poll_s
         self.device = device
+        self._clock = clock
         self._forced = threading.Event()
         self._checked_at = 0.0
         self.version: int | None = None
@@ -50,7 +53,7 @@ class ModelHolder:
 
     def before_batch(self, engine: DecisionEngine) -> None:
         """Swap the engine's champion if the alias moved. Runs between batches."""
-        now = time.monotonic()
+        now = self._clock()
         if not self._forced.is_set() and now - self._checked_at < self.poll_s:
             return
         self._forced.clear()

@@ -115,7 +115,7 @@ def from_store(url: str) -> tuple[list[RawRecord], pd.DataFrame]:
     """Events (rebuilt as raw JSON records) and recorded decisions from the store."""
     import sqlalchemy as sa
 
-    from decisioning import store
+    from storage import store
 
     engine = store.make_engine(url)
     try:

@@ -28,8 +28,9 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from decisioning import store
-from decisioning.contracts import DeadLetter, Decision, Event, Outcome, parse_event
+from decisioning.contracts import DeadLetter, Decision, Event, Outcome, encode_record
+from decisioning.validation import parse_event
+from storage import store
 from workers.settings import SinkSettings
 
 __all__ = ["DecisionSink", "SinkStats", "labels_for_decisions", "publish_outcomes"]
@@ -223,7 +224,7 @@ def publish_outcomes(
             outcome = Outcome(
                 event_id=event_id, entity_id=entity_id, label=label, observed_at=now() + delay
             )
-            producer.send(target, key=entity_id.encode(), value=outcome.model_dump_json().encode())
+            producer.send(target, key=entity_id.encode(), value=encode_record(outcome))
         producer.flush()
     finally:
         producer.close()

@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.spec import FeatureSpec, load_spec
+from workers.kafka_client import Consumer, TransactionalProducer
 
 __all__ = ["FakeModel", "valid_event"]
 
@@ -212,3 +213,9 @@ class FakeTxnProducer:
 
     def close(self, timeout: float | None = None) -> None:
         return None
+
+
+def _conforms(consumer: FakeLogConsumer, producer: FakeTxnProducer) -> None:
+    """mypy checks here that the doubles satisfy the decide loop's client seam."""
+    seam: tuple[Consumer, TransactionalProducer] = (consumer, producer)
+    del seam

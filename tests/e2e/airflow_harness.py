@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workers.airflow_local import airflow_env, dag_test, migrate
-from workers.launch import free_port
+from devtools.airflow_local import airflow_env, dag_test, migrate
+from devtools.launch import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from decisioning import store
 from models.spec import FeatureSpec
+from storage import store
 from tests.integration.streaming import read_committed
 from workers.decide_loop import DecisionLoop
 from workers.engine import DecisionEngine

@@ -1,6 +1,6 @@
 """An operator runs both DAGs from the Airflow UI, seen by a real headless Chromium.
 
-`make airflow` (``python -m workers.airflow_local``) starts from a plain shell, with no
+`make airflow` (``python -m devtools.airflow_local``) starts from a plain shell, with no
 virtualenv on PATH, in an isolated home on a free loopback port (simple auth manager with
 ``all_admins``: no login form in the way). The DAG list shows both DAGs with their next
 scheduled run; the retrain DAG shows its docs and its trigger form; a click on Trigger with the
@@ -66,7 +66,7 @@ def test_operator_triggers_both_dags_from_the_ui(tmp_path: Path, pg_url: str) ->
             [
                 sys.executable,
                 "-m",
-                "workers.airflow_local",
+                "devtools.airflow_local",
                 "--home",
                 env["AIRFLOW_HOME"],
                 "--port",

@@ -23,7 +23,7 @@ def test_demo_accounts_for_every_event_and_writes_reports(
     cmd = [
         sys.executable,
         "-m",
-        "workers.demo",
+        "devtools.demo",
         "--home",
         str(tmp_path / "home"),
         "--topic-prefix",

@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from analytics.reports import build_index, build_reports
 from decisioning.arms import ArmConfig
 from decisioning.policy import load_policy
-from decisioning.reports import build_index, build_reports
 from models.data import holdout_split, load_frame
 from models.gate import evaluate_gate
 from models.registry import ModelRegistry

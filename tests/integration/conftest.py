@@ -14,8 +14,8 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import text
 
-from decisioning import store
 from models import paths
+from storage import store
 from workers.settings import SinkSettings, WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.launch import ChildProcess, free_port
 from models import paths
 from models.data import load_frame
 from models.registry import ModelRegistry
@@ -25,7 +26,6 @@ from models.training import train_family
 from tests.deployfiles import WorkerLaunch, dockerfile_worker, statefulset_worker
 from tests.integration.streaming import CommittedReader, make_topics
 from tests.integration.workerproc import wait_for
-from workers.launch import ChildProcess, free_port
 from workers.producer import EventProducer, events_from_frame
 
 LAUNCHES: dict[str, Callable[[], WorkerLaunch]] = {

@@ -16,11 +16,11 @@ from typing import Any
 
 import pandas as pd
 
+from devtools.launch import start_worker
 from models.data import holdout_split, load_frame
 from models.registry import ModelRegistry
 from models.spec import load_spec
 from models.training import train_family
-from workers.launch import start_worker
 
 
 @contextmanager

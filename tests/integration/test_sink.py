@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 from sqlalchemy import Engine
 
-from decisioning import store
 from decisioning.contracts import Decision
 from models.spec import load_spec
+from storage import store
 from tests.integration.streaming import make_topics
 from workers.settings import SinkSettings
 from workers.sink import DecisionSink, publish_outcomes

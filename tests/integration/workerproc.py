@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from workers.launch import ChildProcess, start_worker
+from devtools.launch import ChildProcess, start_worker
 from workers.settings import Topics
 
 __all__ = ["WorkerProcess", "start_test_worker", "wait_for", "worker_env"]

@@ -97,7 +97,9 @@ registry_option = click.option(
     help="Required improvement of the primary metric.",
 )
 @click.option("--device", default=None, help="Torch device [default: cuda if present].")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--min-rows", type=int, default=500, show_default=True, help="Labelled rows needed to train."
+)
 def train_cmd(
     spec_ref: str,
     families: str,
@@ -111,42 +113,65 @@ def train_cmd(
     primary: str,
     margin: float,
     device: str | None,
-    progress: bool,
+    min_rows: int,
 ) -> None:
-    """Train candidate families, register every version, gate and (optionally) promote."""
-    from models.gate import GateConfig
-    from models.retrain import retrain
-    from models.spec import SpecError, load_spec
+    """Train candidate families, gate the best against the champion and register it.
 
+    The same pipeline as the retrain DAG (pipelines.workdir): one split, the best candidate by
+    the gate metric, the champion scored on the same holdout. The best candidate is registered
+    (refused or not); it becomes champion with --promote when the gate passes, else
+    challenger. The run's files stay in the runs folder (var/runs/decisionflow_train/...).
+    """
+    import time
+    import uuid
+
+    from models import paths
+    from models.data import load_frame
+    from models.spec import SpecError, load_spec
+    from pipelines.retrain import DataValidationError
+    from pipelines.workdir import run_retrain
+
+    registry = _registry(registry_url)
+    run_id = time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+    work_dir = paths.runs_dir() / "decisionflow_train" / run_id
     try:
         spec = load_spec(spec_ref)
-        report = retrain(
-            spec,
-            _registry(registry_url),
+        model_name = name or spec.name
+        frame = load_frame(spec, source)
+        result = run_retrain(
+            str(work_dir),
+            spec_ref,
+            registry.url,
+            model_name,
             _families(families),
-            seed=seed,
-            name=name,
-            source=source,
-            test_size=test_size,
+            frame=frame,
+            origin=f"dataset {source or spec.source}",
             tune=tune,
+            seed=seed,
+            test_size=test_size,
+            min_rows=min_rows,
+            metric=primary,
+            margin=margin,
             promote=promote,
-            gate=GateConfig(primary=primary, margin=margin),
-            progress=progress,
+            reference_path=str(paths.reference_file(model_name)) if promote else None,
             device=device,
         )
-    except (SpecError, ValueError, LookupError, OSError) as exc:
+    except (SpecError, DataValidationError, ValueError, LookupError, OSError) as exc:
         raise _fail(exc) from exc
+    evaluation = json.loads((work_dir / "evaluation.json").read_text())
     rows = [
-        [c.version, c.family, *(c.metrics.headline()[m] for m in _HEADLINE), c.fit_seconds]
-        for c in report.candidates
+        [fam, *(res["metrics"].get(m) for m in _HEADLINE)]
+        for fam, res in evaluation["candidates"].items()
     ]
-    click.echo(_table(["version", "family", *_HEADLINE, "fit_s"], rows))
-    click.echo(f"challenger: v{report.best_version} ({report.best_family})")
-    if report.verdict is not None:
-        word = "PROMOTED to champion" if report.promoted else "NOT promoted"
-        click.echo(f"gate: {word}")
-        for reason in report.verdict.reasons:
-            click.echo(f"  - {reason}")
+    click.echo(_table(["family", *_HEADLINE], rows))
+    registered, promotion = result["registered"], result["promotion"]
+    click.echo(f"best: {evaluation['best']} -> registered {model_name} v{registered['version']}")
+    word = (
+        "PROMOTED to champion" if promotion["promoted"] else f"{promotion['alias']}, NOT champion"
+    )
+    click.echo(f"gate: {word}")
+    for reason in promotion["reasons"]:
+        click.echo(f"  - {reason}")
 
 
 @click.command("evaluate")
@@ -165,7 +190,7 @@ def evaluate_cmd(
     as_json: bool,
 ) -> None:
     """Re-evaluate version/alias REF of model NAME on its holdout."""
-    from models.retrain import evaluate_registered
+    from pipelines.retrain import evaluate_registered
 
     try:
         metrics, same = evaluate_registered(_registry(registry_url), name, ref, seed, source)
@@ -304,12 +329,6 @@ for _command in _COMMANDS:
 
 
 def register(group: click.Group) -> None:
-    """Add ``models`` (train/evaluate/promote/rollback/list/compare) to the CLI group.
-
-    The same commands are also added at top level (``decisionflow train`` ...) unless the group
-    already has a command of that name; ``list`` lives only under ``models``.
-    """
+    """Add ``models`` (train/evaluate/promote/rollback/list/compare) to the CLI group; each
+    command exists once, under ``models``."""
     group.add_command(models_group)
-    for command in _COMMANDS:
-        if command.name and command.name != "list" and command.name not in group.commands:
-            group.add_command(command)

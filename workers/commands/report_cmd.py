@@ -47,21 +47,23 @@ def report(
     """
     from datetime import UTC, date, datetime
 
-    from decisioning.reports import build_reports
+    from analytics.reports import build_reports
     from decisioning.thresholds import Costs
-    from workers import dag_support as ds
+    from models import paths as layout
+    from workers.settings import SinkSettings
 
     if day is not None:
         try:
             date.fromisoformat(day)
         except ValueError:
             raise click.BadParameter(f"{day!r} is not YYYY-MM-DD", param_hint="--day") from None
-    name = model_name or ds.model_name()
+    settings = SinkSettings()
+    name = model_name or settings.model_name
     paths = build_reports(
-        database_url or ds.database_url(),
-        reports_dir or ds.reports_dir(),
+        database_url or settings.database_url.get_secret_value(),
+        reports_dir or str(layout.reports_dir()),
         day or datetime.now(UTC).date().isoformat(),
-        registry=registry_url or ds.registry_url(),
+        registry=registry_url or settings.registry_url,
         model_name=name,
         spec=spec_name,
         window_days=window_days,
@@ -71,7 +73,7 @@ def report(
             loss_bad_approved=loss_bad_approved,
             review_cost=review_cost,
         ),
-        reference_path=ds.reference_path(name),
+        reference_path=str(layout.reference_file(name)),
     )
     for kind, path in paths.items():
         click.echo(f"{kind:<11} {path}")

@@ -6,10 +6,11 @@ import os
 import random
 import sys
 import time
+from collections.abc import Sequence
 
 import click
 
-__all__ = ["register"]
+__all__ = ["celery_worker_args", "register"]
 
 
 @click.command()
@@ -133,9 +134,30 @@ def worker(name: str, queues: str, decide: bool, celery_args: tuple[str, ...]) -
     Kubernetes StatefulSet all run this command. Extra arguments go to ``celery worker``.
     """
     from workers.celery_app import app
-    from workers.launch import celery_worker_args
 
     app.worker_main(celery_worker_args(name, queues, decide=decide, extra=celery_args))
+
+
+def celery_worker_args(
+    name: str, queues: str, *, decide: bool = True, extra: Sequence[str] = ()
+) -> list[str]:
+    """``celery worker`` arguments of a decision worker named ``name@<host>`` on ``queues``.
+
+    Pool solo (the model lives in this process), no gossip or mingle (nothing here uses them;
+    they slow start-up). Task events are on in the app's configuration (Flower shows tasks).
+    """
+    args = [
+        "worker",
+        "--pool=solo",
+        "-n",
+        name if "@" in name else f"{name}@%h",
+        "-Q",
+        queues,
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel=INFO",
+    ]
+    return [*args, *(["--decide"] if decide else []), *extra]
 
 
 def register(group: click.Group) -> None:

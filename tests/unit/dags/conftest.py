@@ -1,10 +1,11 @@
-"""Point Airflow at a throwaway home before anything imports it (no ~/airflow, no examples)."""
+"""The DAGs folder on sys.path, as Airflow's DAG processor and task runner put their bundle's
+root there: the DAG files import their shared module ``common`` from it."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import sys
+from pathlib import Path
 
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="df-airflow-unit-"))
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+DAGS = str(Path(__file__).resolve().parents[3] / "dags")
+if DAGS not in sys.path:
+    sys.path.insert(0, DAGS)

@@ -69,6 +69,7 @@ def test_parsing_imports_nothing_heavy() -> None:
     """DAG files load fast: no torch/sklearn/pandas/kafka/our packages at parse time."""
     code = (
         "import sys, runpy\n"
+        f"sys.path.insert(0, '{DAGS}')\n"
         f"for f in ['{DAGS / 'retrain.py'}', '{DAGS / 'evaluate.py'}']:\n"
         "    runpy.run_path(f)\n"
         "heavy = [m for m in ('torch', 'sklearn', 'pandas', 'kafka', 'celery',\n"

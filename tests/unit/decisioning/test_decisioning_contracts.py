@@ -22,20 +22,15 @@ from decisioning.contract_files import (
     examples,
     write_contract_files,
 )
-from decisioning.contracts import (
-    Decision,
-    Event,
-    EventError,
+from decisioning.contracts import Decision, Event, EventError, Outcome, dead_letter, encode_record
+from decisioning.validation import (
     EventValidationError,
     InvalidJsonError,
     NonFiniteError,
     NotObjectError,
     NotUtf8Error,
-    Outcome,
     OversizeError,
     SchemaVersionError,
-    dead_letter,
-    encode_record,
     parse_event,
 )
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decisioning.assemble import build_decisions, events_frame
+from decisioning.assemble import build_decisions
 from decisioning.conditions import condition_mask
 from decisioning.contracts import Event, FeatureValue
 from decisioning.decide import SCORE_BAND, SCORE_INVALID, DecisionParts, decide_batch
@@ -190,14 +190,7 @@ def test_shape_errors(policy: Policy) -> None:
 
 def test_empty_batch(policy: Policy) -> None:
     assert decide_batch(policy, pd.DataFrame(), np.array([]), None, NAMES, []) == []
-    assert decide_batch(policy, events_frame([], NAMES), None, None, NAMES, []) == []
-
-
-def test_events_frame_keeps_rows_without_features() -> None:
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    events = [Event(event_id=f"e{i}", entity_id="c", event_time=t0, features={}) for i in range(3)]
-    assert events_frame(events).shape == (3, 0)
-    assert events_frame(events, ["a"]).shape == (3, 1)
+    assert decide_batch(policy, pd.DataFrame(columns=NAMES), None, None, NAMES, []) == []
 
 
 def test_deterministic_and_row_order_independent(policy: Policy) -> None:
@@ -267,7 +260,7 @@ def test_end_to_end_with_shipped_policy_and_records() -> None:
         for i, (eid, feats) in enumerate(inputs)
     ]
     names = ["Amount", "Income", "Seniority"]
-    df = events_frame(events, [*names, "Home"])
+    df = pd.DataFrame.from_records([e.features for e in events], columns=[*names, "Home"])
     scores = np.array([0.1, 0.1, 0.1, 0.1, 0.3])
     contributions = np.array([[0.0, 0.0, 0.4]] * 5)
     parts = decide_batch(policy, df, scores, contributions, names, [e.entity_id for e in events])

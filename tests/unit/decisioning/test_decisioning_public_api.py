@@ -19,7 +19,7 @@ def test_all_names_resolve_and_are_sorted() -> None:
 def test_pinned_entry_points() -> None:
     expected = {
         "parse_event", "dead_letter", "encode_record", "load_policy", "decide_batch",
-        "events_frame", "build_decisions", "assign_arms", "optimal_cutoffs", "apply_cutoffs",
+        "validate_event", "build_decisions", "assign_arms", "optimal_cutoffs", "apply_cutoffs",
         "diff_decisions", "feature_hash", "Event", "Decision", "Outcome", "DeadLetter",
         "EventError", "Policy", "PolicyError", "DecisionParts", "ArmConfig", "Costs",
     }  # fmt: skip
@@ -29,7 +29,7 @@ def test_pinned_entry_points() -> None:
 #: Modules of the decision core: no ML framework, no models package (plain arrays in).
 CORE = [
     "arms", "assemble", "audit", "conditions", "contract_files", "contracts", "decide",
-    "policy", "thresholds",
+    "policy", "thresholds", "validation",
 ]  # fmt: skip
 
 

@@ -22,11 +22,10 @@ def small_csv(tmp_path: Path, credit_df: pd.DataFrame, credit_spec: FeatureSpec)
     return path
 
 
-def test_register_adds_group_and_top_level_commands() -> None:
+def test_register_adds_the_models_group_only() -> None:
     group = click.Group("cli")
     register(group)
-    assert set(group.commands) >= {"models", "train", "evaluate", "promote", "rollback", "compare"}
-    assert "list" not in group.commands
+    assert set(group.commands) == {"models"}  # each command once, under `models`
     assert set(models_group.commands) == {
         "train",
         "evaluate",
@@ -37,26 +36,23 @@ def test_register_adds_group_and_top_level_commands() -> None:
     }
 
 
-def test_train_list_promote_rollback_evaluate(tmp_path: Path, small_csv: Path) -> None:
+def test_train_list_promote_rollback_evaluate(
+    tmp_path: Path, small_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DECISIONFLOW_RUNS_DIR", str(tmp_path / "runs"))
     runner = CliRunner()
     reg = str(tmp_path / "reg")
     base = ["--registry", reg]
-    result = runner.invoke(
-        models_group,
-        [
-            "train",
-            "--families",
-            "logreg,hgb",
-            "--no-tune",
-            "--source",
-            str(small_csv),
-            "--promote",
-            "--no-progress",
-            *base,
-        ],
-    )
+    train = ["train", "--families", "logreg,hgb", "--no-tune", "--source", str(small_csv), *base]
+    result = runner.invoke(models_group, [*train, "--promote"])
     assert result.exit_code == 0, result.output
     assert "PROMOTED to champion" in result.output and "no champion" in result.output
+    assert "registered credit_data v1" in result.output
+    result = runner.invoke(models_group, train)  # the best again, as challenger only
+    assert result.exit_code == 0, result.output
+    assert (
+        "registered credit_data v2" in result.output and "challenger, NOT champion" in result.output
+    )
     result = runner.invoke(models_group, ["list", *base])
     assert result.exit_code == 0, result.output
     assert "credit_data" in result.output and "champion" in result.output

@@ -207,7 +207,7 @@ def test_fsspec_memory_store(
     np.testing.assert_allclose(loaded.score(hold), trained["hgb"].score(hold), atol=1e-12)
     assert registry.list_models() == ["mem"]
     assert registry.alias_version("mem", "champion") == v
-    registry.fs.rm(registry.root, recursive=True)
+    registry.files.fs.rm(registry.root, recursive=True)
 
 
 def test_versions_increment_and_invalid_names(

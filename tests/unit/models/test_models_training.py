@@ -1,17 +1,11 @@
-"""Training functions: honest tuning, comparison table, retrain workflow with the gate."""
+"""Training functions: honest tuning and the comparison table."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 import pytest
 
-from models.data import data_fingerprint, holdout_split
-from models.gate import GateConfig
-from models.registry import ModelRegistry
-from models.retrain import evaluate_registered, retrain
+from models.data import data_fingerprint
 from models.spec import FeatureSpec
 from models.training import compare_families, comparison_markdown, evaluate, tune_family
 
@@ -56,42 +50,3 @@ def test_compare_families_table_and_markdown(
     assert table.attrs["n_holdout"] == 160 and table.attrs["seed"] == 0
     text = comparison_markdown(table, "python -m models.compare --seed 0", "2026-11-23")
     assert "| logreg |" in text and "seed: 0" in text and "2026-11-23" in text
-
-
-def test_retrain_registers_gates_and_promotes(
-    tmp_path: Path, synth_df: pd.DataFrame, synth_spec: FeatureSpec
-) -> None:
-    registry = ModelRegistry(tmp_path / "reg")
-    first = retrain(synth_spec, registry, ["logreg"], seed=0, df=synth_df, tune=False, promote=True)
-    assert first.promoted and first.verdict is not None
-    assert first.verdict.reasons == ["no champion"]
-    assert registry.alias_version("synthetic", "champion") == first.best_version
-    # the same data and seed again: the challenger cannot beat an identical champion
-    second = retrain(
-        synth_spec,
-        registry,
-        ["logreg"],
-        seed=0,
-        df=synth_df,
-        tune=False,
-        promote=True,
-        gate=GateConfig(margin=0.0),
-    )
-    assert not second.promoted
-    assert second.champion_before == first.best_version
-    assert second.champion_metrics is not None
-    assert second.champion_metrics["roc_auc"] == pytest.approx(second.candidates[0].metrics.roc_auc)
-    assert registry.alias_version("synthetic", "champion") == first.best_version
-    assert registry.alias_version("synthetic", "challenger") == second.best_version
-    champion_moves = [e for e in registry.history("synthetic") if e.alias == "champion"]
-    assert len(champion_moves) == 1 and champion_moves[0].verdict is not None
-    # the registered metadata lets evaluate_registered rebuild the very same holdout
-    csv = tmp_path / "synth.csv"
-    synth_df.to_csv(csv, index=False)
-    metrics, same = evaluate_registered(registry, "synthetic", "champion", source=csv)
-    assert same
-    assert metrics.roc_auc == pytest.approx(first.candidates[0].metrics.roc_auc)
-    _, hold = holdout_split(synth_df, synth_spec, 0.2, 0)
-    loaded = registry.load("synthetic", "champion")
-    assert np.isfinite(loaded.score(hold)).all()
-    assert second.to_dict()["verdict"]["promote"] is False

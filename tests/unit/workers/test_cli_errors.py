@@ -9,11 +9,11 @@ import pytest
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 from sqlalchemy.exc import OperationalError
 
+from devtools.launch import free_port
 from models.registry import ModelRegistry, RegistryIntegrityError, UnknownModelError
 from models.spec import SpecError
 from workers.cli import main
 from workers.cli_errors import explain
-from workers.launch import free_port
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str):  # type: ignore[no-untyped-def]

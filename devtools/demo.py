@@ -1,0 +1,417 @@
+"""`make demo`: the whole loop end to end on the local stack.
+
+    python -m devtools.demo [--repeat 4] [--rate 1500] [--keep] [--home var]
+
+1. checks the stack (Kafka, Redis, PostgreSQL; `make demo` starts it first);
+2. trains and promotes the first champion by running the retrain DAG (Airflow `dag.test`);
+3. starts two Celery decision workers;
+4. streams held-back rows of the credit table through `decisionflow produce`, with malformed
+   events mixed in, then publishes their outcomes;
+5. lands decisions and outcomes in the store (`decisionflow sink`), runs the evaluate DAG,
+   which writes the analyst reports;
+6. prints a summary (also ``demo/summary.json`` in the home) and stops what it started unless
+   ``--keep``.
+
+Everything lands in the default layout (:mod:`models.paths`: ``var/registry``,
+``var/reference``, ``var/reports``, ``var/airflow``, the stack's PostgreSQL), so after the demo
+``decisionflow worker``, ``decisionflow models list``, ``make airflow`` and the DAGs see its
+models, reference data and store with no extra settings. ``--home DIR`` puts all of it under
+DIR instead (tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from devtools.launch import ChildProcess
+from models import paths
+from workers.settings import SinkSettings, Topics
+
+__all__ = ["main"]
+
+DAG_RETRAIN = "decisionflow_retrain"
+DAG_EVALUATE = "decisionflow_evaluate"
+_STACK_DIR = paths.stack_dir()  # resolved before --home can move the home
+_CWD = paths.repo_root() or Path.cwd()
+
+
+class Demo:
+    """Runs the stages and keeps their timings and results."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
+        if args.home:
+            os.environ[paths.HOME_ENV] = str(Path(args.home).resolve())
+        self.home = paths.home()
+        self.dir = paths.demo_dir()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.timings: dict[str, float] = {}
+        self.summary: dict[str, Any] = {"run_id": self.run_id}
+        self.workers: list[ChildProcess] = []
+        settings = SinkSettings()
+        prefix = args.topic_prefix
+        self.topics = (
+            Topics(**{k: f"{prefix}{v}" for k, v in Topics().model_dump().items()})
+            if prefix
+            else settings.topics
+        )
+        self.bootstrap = settings.kafka.bootstrap_servers
+        self.database_url = args.database_url or settings.database_url.get_secret_value()
+        self.env = self._env()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _env(self) -> dict[str, str]:
+        from devtools.airflow_local import airflow_env
+
+        env = airflow_env(port=self.args.airflow_port)
+        env.update(
+            {
+                paths.HOME_ENV: str(self.home),
+                # the stack this process found, even when --home moved everything else
+                "DECISIONFLOW_RUN_DIR": str(_STACK_DIR),
+                "DECISIONFLOW_DATABASE_URL": self.database_url,
+                "DECISIONFLOW_GROUP_ID": f"decisionflow-{self.args.topic_prefix or 'demo'}",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "PYTHONUNBUFFERED": "1",
+                **{
+                    f"DECISIONFLOW_TOPICS__{k.upper()}": v
+                    for k, v in self.topics.model_dump().items()
+                },
+            }
+        )
+        return env
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        print(f"\n== {name}", flush=True)
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - t0
+        print(f"   done in {self.timings[name]:.1f}s", flush=True)
+
+    def cli(self, *args: str) -> str:
+        """Run a `decisionflow` sub-command with the demo's environment."""
+        cmd = [sys.executable, "-m", "workers.cli", *args]
+        proc = subprocess.run(cmd, env=self.env, cwd=_CWD, text=True, capture_output=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        out = proc.stdout.strip()
+        if out:
+            print("   " + out.replace("\n", "\n   "), flush=True)
+        return out
+
+    # ------------------------------------------------------------------ stages
+
+    def check_stack(self) -> None:
+        status = subprocess.run(  # self.env names the stack even when --home moved the rest
+            [str(_CWD / "infra" / "stack"), "status"], env=self.env, text=True, capture_output=True
+        )
+        print("   " + status.stdout.strip().replace("\n", "\n   "))
+        if status.returncode != 0:
+            raise RuntimeError("the stack is not healthy: run `make stack-up` (make demo does)")
+        if self.args.topic_prefix:
+            from kafka.admin import KafkaAdminClient, NewTopic
+
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+            existing = set(admin.list_topics())
+            new = [
+                NewTopic(t, 1 if t == self.topics.dlq else 6, 1)
+                for t in self.topics.model_dump().values()
+                if t not in existing
+            ]
+            if new:
+                admin.create_topics(new)
+            admin.close()
+
+    def split_data(self) -> None:
+        from models.data import holdout_split, load_frame
+        from models.spec import load_spec
+
+        spec = load_spec("credit_data")
+        train, held = holdout_split(load_frame(spec), spec, self.args.held_back, seed=11)
+        self.train_csv = self.dir / "train.csv"
+        self.held_csv = self.dir / "heldback.csv"
+        train.to_csv(self.train_csv, index=False)
+        held.to_csv(self.held_csv, index=False)
+        print(f"   {len(train)} rows to train on, {len(held)} rows held back for streaming")
+        self.summary["rows"] = {"train": len(train), "held_back": len(held)}
+
+    def retrain(self) -> None:
+        from devtools.airflow_local import dag_test, migrate
+        from models.registry import ModelRegistry
+
+        migrate(self.env)
+        conf = {"families": self.args.families, "bootstrap_source": str(self.train_csv)}
+        run = dag_test(self.env, DAG_RETRAIN, conf)
+        print(f"   retrain DAG run {run['run_id']}: {run['state']}")
+        failed = {k: v for k, v in run["tasks"].items() if "success" not in v}
+        if "success" not in run["state"] or failed:
+            raise RuntimeError(f"retrain DAG failed: {failed}\n{run['log'][-4000:]}")
+        registry = ModelRegistry(paths.registry_url())
+        name = SinkSettings().model_name
+        meta = registry.metadata(name, "champion")
+        last = registry.history(name)[-1].to_dict()
+        self.summary["champion"] = {
+            "name": name,
+            "version": meta["version"],
+            "family": meta["family"],
+            "holdout": _headline(meta.get("metrics", {})),
+            "last_alias_move": {k: last.get(k) for k in ("action", "to_version", "reason")},
+        }
+        print(f"   champion: {name} v{meta['version']} ({meta['family']})")
+
+    def start_workers(self) -> None:
+        from devtools.launch import start_worker
+
+        logs = self.dir / "logs"
+        for i in range(1, self.args.workers + 1):
+            name = f"demo{i}-{self.args.topic_prefix or 'main'}"
+            self.workers.append(start_worker(name, self.env, logs))
+        for worker in self.workers:
+            worker.wait_for_log("decision loop started", 120)
+        print(f"   {len(self.workers)} workers deciding; logs in {logs}")
+
+    def stream(self) -> None:
+        start_offsets = self._end_offsets(self.topics.events)
+        t0 = time.perf_counter()
+        self.cli(
+            "produce",
+            "--source",
+            str(self.held_csv),
+            "--repeat",
+            str(self.args.repeat),
+            "--rate",
+            str(self.args.rate),
+            "--malformed",
+            str(self.args.malformed),
+            "--id-prefix",
+            f"{self.run_id}-",
+        )
+        produced_to = self._end_offsets(self.topics.events)
+        sent = sum(produced_to[p] - start_offsets.get(p, 0) for p in produced_to)
+        decisions, dlq = self._wait_accounted(sent, start_offsets)
+        elapsed = time.perf_counter() - t0
+        latency = np.array([d["latency_ms"] for d in decisions])
+        decided_at = sorted(d["decided_at"] for d in decisions)
+        self.summary["stream"] = {
+            "records_sent": sent,
+            "decisions": len(decisions),
+            "dead_letters": len(dlq),
+            "unaccounted": sent - len(decisions) - len(dlq),
+            "decisions_by_outcome": dict(Counter(d["decision"] for d in decisions)),
+            "decisions_by_arm": dict(Counter(d["arm"] for d in decisions)),
+            "dlq_by_reason": dict(Counter(d["reason"] for d in dlq)),
+            "model_versions": sorted({d["model_version"] for d in decisions if d["model_version"]}),
+            "with_reason_codes": sum(1 for d in decisions if d["reasons"]),
+            "wall_seconds": round(elapsed, 2),
+            "throughput_eps": round(len(decisions) / max(elapsed, 1e-9), 1),
+            "latency_ms": {
+                "p50": round(float(np.percentile(latency, 50)), 1),
+                "p99": round(float(np.percentile(latency, 99)), 1),
+            },
+            "first_decided_at": decided_at[0],
+            "last_decided_at": decided_at[-1],
+        }
+
+    def _end_offsets(self, topic: str) -> dict[int, int]:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+            return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+        finally:
+            consumer.close()
+
+    def _wait_accounted(
+        self, sent: int, start: dict[int, int]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Read committed decisions/dead letters of this run until all ``sent`` are in."""
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            self.topics.decisions,
+            self.topics.dlq,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        decisions: dict[str, dict[str, Any]] = {}
+        dlq: list[dict[str, Any]] = []
+        prefix = f"{self.run_id}-"
+        deadline = time.monotonic() + self.args.timeout
+        try:
+            while len(decisions) + len(dlq) < sent:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"only {len(decisions)} decisions + {len(dlq)} dead letters of {sent}"
+                    )
+                for tp, msgs in consumer.poll(timeout_ms=500, max_records=20_000).items():
+                    for m in msgs:
+                        rec = json.loads(m.value)
+                        if tp.topic == self.topics.dlq:
+                            if rec["source_offset"] >= start.get(rec["source_partition"], 0):
+                                dlq.append(rec)
+                        elif rec["event_id"].startswith(prefix):
+                            decisions[rec["event_id"]] = rec
+        finally:
+            consumer.close()
+        return list(decisions.values()), dlq
+
+    def outcomes_and_sink(self) -> None:
+        self.cli(
+            "outcomes",
+            "--source",
+            str(self.held_csv),
+            "--share",
+            str(self.args.outcome_share),
+            "--seed",
+            "1",
+        )
+        self.cli("sink", "--until-idle", "4")
+
+    def evaluate(self) -> None:
+        from devtools.airflow_local import dag_test
+
+        started = time.time() - 1
+        run = dag_test(self.env, DAG_EVALUATE, {})
+        print(f"   evaluate DAG run {run['run_id']}: {run['state']}")
+        if "success" not in run["state"]:
+            raise RuntimeError(f"evaluate DAG failed:\n{run['log'][-4000:]}")
+        # this run's reports (the home keeps earlier runs' too)
+        written = [p for p in paths.reports_dir().rglob("*") if p.stat().st_mtime >= started]
+        self.summary["reports"] = sorted(str(p) for p in written if p.suffix in {".html", ".csv"})
+        metrics = sorted(p for p in written if p.name == "metrics.json")
+        if metrics:
+            self.summary["live_quality"] = json.loads(metrics[-1].read_text()).get("verdict")
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop(90)
+        self.workers = []
+
+    # ------------------------------------------------------------------ summary
+
+    def print_summary(self) -> None:
+        s = self.summary
+        st = s.get("stream", {})
+        lines = [
+            "",
+            "================ decisionflow demo summary ================",
+            f"run {s['run_id']}  (files in {self.dir})",
+            f"events sent      {st.get('records_sent')}  (decided {st.get('decisions')}, "
+            f"dead-lettered {st.get('dead_letters')}, unaccounted {st.get('unaccounted')})",
+            f"decisions        {st.get('decisions_by_outcome')}",
+            f"dead letters     {st.get('dlq_by_reason')}",
+            f"throughput       {st.get('throughput_eps')} decisions/s end to end "
+            f"({self.args.workers} workers, producer at {self.args.rate or 'max'} ev/s)",
+            f"latency          p50 {st.get('latency_ms', {}).get('p50')} ms, "
+            f"p99 {st.get('latency_ms', {}).get('p99')} ms (event time -> decision)",
+            f"champion         {s.get('champion')}",
+            f"live quality     {s.get('live_quality')}",
+            "reports          "
+            + "\n                 ".join(r for r in s.get("reports", []) if r.endswith(".html"))
+            or "-",
+            "stage timings    " + ", ".join(f"{k} {v:.0f}s" for k, v in self.timings.items()),
+            "next             .venv/bin/decisionflow worker --name w1   (decides with the "
+            "demo's champion)",
+            "                 .venv/bin/decisionflow models list",
+            "Airflow UI       make airflow   (then http://127.0.0.1:18080, user admin)",
+            "Flower           .venv/bin/celery -A workers.celery_app flower "
+            "--address=127.0.0.1 --port=5555",
+            "===========================================================",
+        ]
+        print("\n".join(lines), flush=True)
+        (self.dir / "summary.json").write_text(
+            json.dumps({**s, "timings": self.timings}, indent=2, default=str)
+        )
+
+
+def _report_paths(summary: dict[str, Any]) -> list[str]:
+    """The HTML reports, or the CSV tables when there is no HTML."""
+    reports: list[str] = summary.get("reports", [])
+    html = [r for r in reports if r.endswith(".html")]
+    return html or reports
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """ROC-AUC, PR-AUC and F1 of the registry's recorded holdout metrics."""
+    full = metrics.get("full", metrics)
+    at = full.get("at_threshold") or full.get("at_half") or {}
+    return {
+        "roc_auc": round(full.get("roc_auc") or float("nan"), 4),
+        "pr_auc": round(full.get("pr_auc") or float("nan"), 4),
+        "f1": round(at.get("f1") or float("nan"), 4),
+        "n": full.get("n"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns a process exit code."""
+    p = argparse.ArgumentParser(
+        prog="python -m devtools.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--home", default=None, help="put registry, reports, Airflow... here (default: var/)"
+    )
+    p.add_argument("--run-id", default=None)
+    p.add_argument("--topic-prefix", default="", help="use <prefix>events etc. (tests)")
+    p.add_argument("--database-url", default=None, help="store URL (default: the stack's)")
+    p.add_argument("--families", nargs="+", default=["logreg", "hgb", "torch_mlp"])
+    p.add_argument("--held-back", type=float, default=0.25, help="share of rows streamed")
+    p.add_argument("--repeat", type=int, default=4, help="stream the held-back rows N times")
+    p.add_argument("--rate", type=float, default=1500.0, help="events/s; 0 = flat out")
+    p.add_argument("--malformed", type=float, default=0.02)
+    p.add_argument("--outcome-share", type=float, default=0.9)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--airflow-port", type=int, default=18080)
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--keep", action="store_true", help="leave the workers running")
+    args = p.parse_args(argv)
+    demo = Demo(args)
+    stages: list[tuple[str, Callable[[], None]]] = [
+        ("1 stack", demo.check_stack),
+        ("2 data split", demo.split_data),
+        ("3 retrain DAG (Airflow) -> first champion", demo.retrain),
+        ("4 start decision workers", demo.start_workers),
+        ("5 stream held-back rows + malformed events", demo.stream),
+        ("6 outcomes -> sink -> store", demo.outcomes_and_sink),
+        ("7 evaluate DAG -> reports", demo.evaluate),
+    ]
+    try:
+        for name, run in stages:
+            with demo.stage(name):
+                run()
+    finally:
+        if not args.keep:
+            demo.stop_workers()
+    demo.print_summary()
+    if args.keep:
+        print(
+            f"workers left running (pids {[w.proc.pid for w in demo.workers]}); "
+            "stop them with kill -TERM, the stack with `make stack-down`"
+        )
+    return 0 if demo.summary.get("stream", {}).get("unaccounted") == 0 else 1
+
+
+if __name__ == "__main__":  # pragma: no cover - entry point
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The retrain run's report: candidate vs champion on the common holdout, for analysts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from models.data import labels
+from models.registry import ModelRegistry
+from pipelines.candidates import load_candidate
+
+__all__ = ["write_retrain_report"]
+
+log = logging.getLogger(__name__)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc
+
+
+def _holdout_report(
+    src: Path,
+    out: Path,
+    day: str,
+    ev: Mapping[str, Any],
+    gate: Mapping[str, Any] | None,
+    promoted: Mapping[str, Any] | None,
+    registry_url: str | None,
+    model_name: str | None,
+) -> None:
+    """``evaluation.html``: the chosen candidate vs the champion, both scored on the holdout."""
+    from analytics.reports import build_evaluation_report, build_index, importance_frame
+
+    holdout = pd.read_parquet(src / "holdout.parquet")
+    candidate = load_candidate(ev["best_path"])
+    spec = candidate.spec
+    y = labels(holdout, spec)
+    models: dict[str, Any] = {f"challenger ({ev['best']})": candidate}
+    champion_version = gate.get("champion_version") if gate else None
+    if champion_version is not None and registry_url and model_name:
+        try:
+            champion = ModelRegistry(registry_url).load(model_name, int(champion_version))
+            models = {f"champion v{champion_version}": champion, **models}
+        except Exception:  # the gate already said why; the report shows the challenger alone
+            log.exception("champion v%s cannot be loaded for the report", champion_version)
+    frames = []
+    for label, model in models.items():
+        try:
+            score = model.score(holdout)
+        except Exception:
+            log.exception("%s cannot score the holdout", label)
+            continue
+        frames.append(pd.DataFrame({"model": label, "y": y, "score": score}))
+    scored = pd.concat(frames, ignore_index=True) if frames else None
+    verdict: dict[str, Any] | None = None
+    if gate:
+        verdict = dict(gate["verdict"])
+        moved = "dry run" if promoted is None or promoted.get("dry_run") else "recorded"
+        verdict["source"] = f"retrain gate on {gate['config']['primary']}, {moved}"
+    build_evaluation_report(
+        out,
+        day,
+        scored,
+        importance=importance_frame(models, holdout[spec.feature_names]),
+        verdict=verdict,
+        class_names=(f"not {spec.label.positive}", str(spec.label.positive)),
+        subtitle=f"Retrain run: candidate vs champion on the common holdout ({len(holdout):,} "
+        "rows)",
+        index_href="../../index.html",
+    )
+    build_index(out.parent.parent)
+
+
+def write_retrain_report(
+    work_dir: str,
+    reports_dir: str,
+    day: str,
+    run_id: str,
+    *,
+    registry_url: str | None = None,
+    model_name: str | None = None,
+) -> dict[str, Any]:
+    """Write the run's evaluation report: ``<reports_dir>/<day>/retrain-<run>/``.
+
+    ``evaluation.html`` (the analyst page: candidate vs champion on the holdout, with its
+    tables as CSV/Parquet; the champion needs ``registry_url`` and ``model_name``),
+    ``retrain.json`` (candidates, holdout metrics, champion, verdict, registry outcome) and
+    ``candidates.csv`` (one row per family on the common holdout). Refreshes the index.
+    """
+    src = Path(work_dir)
+    ev = _read_json(src / "evaluation.json")
+    if ev is None:
+        raise FileNotFoundError(f"no evaluation.json in {src}: the evaluate step did not run")
+    gate = _read_json(src / "gate.json")
+    promoted = _read_json(src / "promoted.json")
+    registered = _read_json(src / "registered.json")
+    out = Path(reports_dir) / day / f"retrain-{re.sub(r'[^A-Za-z0-9_.-]+', '_', run_id)}"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{"family": fam, **res["metrics"]} for fam, res in ev["candidates"].items()]
+    pd.DataFrame(rows).to_csv(out / "candidates.csv", index=False)
+    doc = {
+        "run_id": run_id,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "evaluation": ev,
+        "gate": gate,
+        "registered": registered,
+        "promotion": promoted,
+    }
+    (out / "retrain.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str))
+    _holdout_report(src, out, day, ev, gate, promoted, registry_url, model_name)
+    return {"report_dir": str(out), "promoted": bool(promoted and promoted.get("promoted"))}

@@ -1,0 +1,61 @@
+"""One retrain pipeline: `decisionflow models train --promote` and the retrain DAG
+(`dag.test`) on the same data, seed and families register the same model and champion."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from models.data import load_frame
+from models.registry import ModelRegistry
+from models.spec import load_spec
+from tests.e2e.airflow_harness import REPO, dag_test, make_env, migrate
+
+FAMILIES = ["logreg", "hgb"]
+
+
+def test_cli_and_dag_promote_the_same_model(tmp_path: Path) -> None:
+    spec = load_spec("credit_data")
+    data = tmp_path / "applications.csv"
+    load_frame(spec).sample(2000, random_state=3).to_csv(data, index=False)
+
+    cli_registry = tmp_path / "cli-registry"
+    cli_env = {
+        **os.environ,
+        "DECISIONFLOW_RUNS_DIR": str(tmp_path / "cli-runs"),
+        "DECISIONFLOW_REFERENCE_DIR": str(tmp_path / "cli-reference"),
+    }
+    train = ["models", "train", "--families", ",".join(FAMILIES), "--source", str(data)]
+    cli = subprocess.run(
+        [sys.executable, "-m", "workers.cli", *train, "--registry", str(cli_registry), "--promote"],
+        env=cli_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+
+    dag_env = make_env(tmp_path / "dag", f"sqlite:///{tmp_path / 'store.db'}")  # empty store
+    dag_env["DECISIONFLOW_MODEL_NAME"] = spec.name  # the CLI names the model after its spec
+    migrate(dag_env)
+    run = dag_test(
+        dag_env, "decisionflow_retrain", {"families": FAMILIES, "bootstrap_source": str(data)}
+    )
+    assert run["state"] == "success", run["log"][-4000:]
+
+    by_cli, by_dag = (
+        ModelRegistry(cli_registry),
+        ModelRegistry(dag_env["DECISIONFLOW_REGISTRY_URL"]),
+    )
+    versions = [[v.version for v in r.list_versions(spec.name)] for r in (by_cli, by_dag)]
+    assert versions == [[1], [1]]
+    assert by_cli.alias_version(spec.name, "champion") == 1
+    assert by_dag.alias_version(spec.name, "champion") == 1
+    cli_meta, dag_meta = by_cli.metadata(spec.name, 1), by_dag.metadata(spec.name, 1)
+    for key in ("family", "params", "train_fingerprint", "holdout_fingerprint", "spec_hash"):
+        assert cli_meta[key] == dag_meta[key], key
+    assert cli_meta["metrics"]["headline"] == dag_meta["metrics"]["headline"]
+    assert by_cli.history(spec.name)[-1].verdict == by_dag.history(spec.name)[-1].verdict

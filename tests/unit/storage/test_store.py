@@ -1,0 +1,156 @@
+"""The store on SQLite in tmp_path: idempotent writes on every key, joins, time windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from decisioning.contracts import DeadLetter, Decision, Event, Outcome
+from models.spec import load_spec
+from storage import store
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+SPEC = load_spec("credit_data")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    eng = store.make_engine(f"sqlite:///{tmp_path / 'sub' / 'store.db'}")
+    store.create_schema(eng)
+    store.create_schema(eng)  # idempotent
+    return eng
+
+
+def _event(i: int, amount: float | None = 1000.0) -> Event:
+    return Event(
+        event_id=f"e{i}",
+        entity_id=f"app-{i}",
+        event_time=T0 + timedelta(hours=i),
+        features={"Amount": amount, "Home": "rent", "Records": "no", "Seniority": i},
+    )
+
+
+def _decision(i: int, version: int = 1, arm: str = "champion", score: float = 0.3) -> Decision:
+    return Decision.model_validate(
+        {
+            "event_id": f"e{i}",
+            "entity_id": f"app-{i}",
+            "decision": "approve" if score < 0.5 else "decline",
+            "score": score,
+            "threshold": 0.5,
+            "reasons": [{"code": "R01", "text": "amount", "feature": "Amount"}],
+            "model_name": "credit",
+            "model_version": version,
+            "policy_name": "credit_v1",
+            "policy_version": "1",
+            "arm": arm,
+            "shadow": False,
+            "feature_hash": "0" * 64,
+            "event_time": T0 + timedelta(hours=i),
+            "decided_at": T0 + timedelta(hours=i, seconds=1),
+            "latency_ms": 1000.0,
+        }
+    )
+
+
+def _outcome(i: int, label: str) -> Outcome:
+    return Outcome(
+        event_id=f"e{i}", entity_id=f"app-{i}", label=label, observed_at=T0 + timedelta(days=30)
+    )
+
+
+def test_writes_are_idempotent_on_their_keys(engine: Engine) -> None:
+    with engine.begin() as conn:
+        assert store.write_events(conn, [_event(1), _event(2), _event(1)]) == 2
+        assert store.write_decisions(conn, [_decision(1), _decision(2)]) == 2
+        assert store.write_decisions(conn, [_decision(1, arm="challenger")], shadow=True) == 1
+        assert store.write_outcomes(conn, [_outcome(1, "bad")]) == 1
+    with engine.begin() as conn:  # a replay of the same records changes nothing
+        assert store.write_events(conn, [_event(1), _event(2)]) == 0
+        assert store.write_decisions(conn, [_decision(1, score=0.9)]) == 0
+        assert store.write_outcomes(conn, [_outcome(1, "good")]) == 0
+    counts = store.row_counts(engine)
+    assert counts == {
+        "dead_letters": 0,
+        "decisions": 2,
+        "events": 2,
+        "outcomes": 1,
+        "shadow_decisions": 1,
+    }
+    # the first write wins
+    frame = store.decisions_with_outcomes(engine)
+    assert frame.set_index("event_id").loc["e1", "score"] == pytest.approx(0.3)
+    assert frame.set_index("event_id").loc["e1", "label"] == "bad"
+
+
+def test_dead_letters_are_keyed_by_source_position(engine: Engine) -> None:
+    dl = DeadLetter(
+        reason="invalid_json",
+        error_class="InvalidJsonError",
+        error_message="boom",
+        stage="decode",
+        source_topic="events",
+        source_partition=0,
+        source_offset=7,
+        raw="e30=",
+        raw_size=2,
+        failed_at=T0,
+    )
+    with engine.begin() as conn:
+        assert store.write_dead_letters(conn, [dl, dl]) == 1
+        assert store.write_dead_letters(conn, [dl.model_copy(update={"source_offset": 8})]) == 1
+    assert store.row_counts(engine)["dead_letters"] == 2
+
+
+def test_labelled_frame_joins_outcomes_to_decided_features(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.write_events(conn, [_event(i, amount=100.0 * i) for i in range(5)])
+        store.write_events(conn, [_event(9, amount=None)])
+        store.write_outcomes(conn, [_outcome(1, "bad"), _outcome(3, "good"), _outcome(9, "bad")])
+    frame = store.labelled_frame(engine, SPEC)
+    assert list(frame.columns[:2]) == [SPEC.entity_key.column, *SPEC.feature_names[:1]]
+    assert list(frame[SPEC.entity_key.column]) == ["app-1", "app-3", "app-9"]
+    assert list(frame[SPEC.label.column]) == ["bad", "good", "bad"]
+    assert frame["Amount"].dtype == "float64"
+    assert frame["Amount"].iloc[:2].tolist() == [100.0, 300.0]
+    assert frame["Amount"].isna().iloc[2]
+    assert frame["Income"].isna().all()  # not sent: missing, for the encoder to impute
+    later = store.labelled_frame(engine, SPEC, since=T0 + timedelta(hours=2))
+    assert list(later["event_id"]) == ["e3", "e9"]
+
+
+def test_empty_store_reads_as_empty_frames(engine: Engine) -> None:
+    frame = store.labelled_frame(engine, SPEC)
+    assert len(frame) == 0 and SPEC.label.column in frame.columns
+    assert len(store.decisions_with_outcomes(engine)) == 0
+    assert len(store.recent_features(engine, T0, SPEC)) == 0
+
+
+def test_decisions_with_outcomes_keeps_unlabelled_and_windows(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.write_decisions(conn, [_decision(i, score=i / 10) for i in range(6)])
+        store.write_decisions(conn, [_decision(2, arm="challenger")], shadow=True)
+        store.write_outcomes(conn, [_outcome(4, "bad")])
+    frame = store.decisions_with_outcomes(engine, since=T0 + timedelta(hours=3))
+    assert sorted(frame["event_id"]) == ["e3", "e4", "e5"]
+    assert frame.set_index("event_id")["label"].isna().to_dict() == {
+        "e3": True,
+        "e4": False,
+        "e5": True,
+    }
+    both = store.decisions_with_outcomes(engine, include_shadow=True)
+    assert len(both) == 7 and both["shadow"].sum() == 0  # shadow rows keep their own flag
+    assert str(both["model_version"].dtype) == "Int64"
+
+
+def test_recent_features_window(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.write_events(conn, [_event(i, amount=float(i)) for i in range(4)])
+    frame = store.recent_features(engine, T0 + timedelta(hours=2), SPEC)
+    assert frame["Amount"].tolist() == [2.0, 3.0]
+    assert list(frame.columns) == SPEC.feature_names
+    raw = store.recent_features(engine)
+    assert set(raw.columns) == {"Amount", "Home", "Records", "Seniority"}
