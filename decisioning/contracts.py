@@ -53,10 +53,12 @@ FeatureValue = float | int | str | bool | None
 Arm = Literal["champion", "challenger"]
 Stage = Literal["decode", "validate", "encode", "score", "decide"]
 
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# no NUL character anywhere: PostgreSQL text refuses it, so one such event would stall the sink
+_NO_NUL = r"^[^\x00]*$"
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_NUL)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
+FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -105,6 +107,8 @@ class Event(_Record):
                 raise ValueError(f"feature {name!r} is not a finite number ({item!r})")
             if isinstance(item, int) and not isinstance(item, bool) and abs(item) > _INT64_MAX:
                 raise ValueError(f"feature {name!r} is an integer outside the 64-bit range")
+            if isinstance(item, str) and "\x00" in item:
+                raise ValueError(f"feature {name!r} contains a NUL character")
         return value
 
 
@@ -250,14 +254,19 @@ def dead_letter(
     return DeadLetter(
         reason=reason,
         error_class=type(error).__name__,
-        error_message=str(error)[:2000],
+        error_message=_printable(str(error)[:2000]),
         stage=stage,
         source_topic=source_topic,
         source_partition=source_partition,
         source_offset=source_offset,
-        source_key=source_key,
+        source_key=_printable(source_key) if source_key is not None else None,
         raw=base64.b64encode(kept).decode("ascii"),
         raw_size=len(raw),
         raw_truncated=len(kept) < len(raw),
         failed_at=failed_at,
     )
+
+
+def _printable(text: str) -> str:
+    """``text`` with NUL characters spelled ``\\x00`` (stores refuse NUL in text)."""
+    return text.replace("\x00", "\\x00")

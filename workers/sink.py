@@ -26,7 +26,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from decisioning.contracts import DeadLetter, Decision, Event, Outcome, encode_record
 from decisioning.validation import parse_event
@@ -46,6 +46,7 @@ class SinkStats:
     read: Counter[str] = field(default_factory=Counter)
     written: Counter[str] = field(default_factory=Counter)
     bad: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)  # valid records the store refused
     batches: int = 0
     db_errors: int = 0
 
@@ -53,7 +54,7 @@ class SinkStats:
         """One line for logs and the CLI."""
         return (
             f"batches={self.batches} read={dict(self.read)} written={dict(self.written)} "
-            f"bad={dict(self.bad)} db_errors={self.db_errors}"
+            f"bad={dict(self.bad)} refused={dict(self.refused)} db_errors={self.db_errors}"
         )
 
 
@@ -165,16 +166,18 @@ class DecisionSink:
         return out
 
     def _land(self, records: Sequence[Any]) -> bool:
+        """Write a batch in one transaction; False (retry the batch) when the store is down.
+
+        A record the store refuses (bad data, not an outage) must not stall the sink: the batch
+        is then written record by record, and each refused one is counted, logged and skipped.
+        """
         parsed = self._parse(records)
         try:
-            with self.engine.begin() as conn:
-                written = {
-                    "events": store.write_events(conn, parsed.events),
-                    "decisions": store.write_decisions(conn, parsed.decisions),
-                    "shadow": store.write_decisions(conn, parsed.shadow, shadow=True),
-                    "dlq": store.write_dead_letters(conn, parsed.dlq),
-                    "outcomes": store.write_outcomes(conn, parsed.outcomes),
-                }
+            try:
+                written = self._write(parsed)
+            except (DataError, IntegrityError) as exc:
+                log.warning("the store refused a record (%s); writing one by one", _short(exc))
+                written = self._write_each(parsed)
         except SQLAlchemyError:
             self.stats.db_errors += 1
             log.exception("database write failed; the batch will be retried")
@@ -182,6 +185,30 @@ class DecisionSink:
         self.stats.written.update({k: v for k, v in written.items() if v})
         self.stats.batches += 1
         return True
+
+    def _write(self, parsed: _Parsed) -> Counter[str]:
+        with self.engine.begin() as conn:
+            return Counter(
+                {
+                    "events": store.write_events(conn, parsed.events),
+                    "decisions": store.write_decisions(conn, parsed.decisions),
+                    "shadow": store.write_decisions(conn, parsed.shadow, shadow=True),
+                    "dlq": store.write_dead_letters(conn, parsed.dlq),
+                    "outcomes": store.write_outcomes(conn, parsed.outcomes),
+                }
+            )
+
+    def _write_each(self, parsed: _Parsed) -> Counter[str]:
+        written: Counter[str] = Counter()
+        for kind in ("events", "decisions", "shadow", "dlq", "outcomes"):
+            for item in getattr(parsed, kind):
+                try:
+                    written += self._write(_Parsed(**{kind: [item]}))
+                except (DataError, IntegrityError) as exc:
+                    self.stats.refused[kind] += 1
+                    key = getattr(item, "event_id", None) or getattr(item, "source_offset", "?")
+                    log.error("store refused %s record %s: %s", kind, key, _short(exc))
+        return written
 
     @staticmethod
     def _offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -268,3 +295,7 @@ def labels_for_decisions(
     finally:
         consumer.close()
     return out
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__

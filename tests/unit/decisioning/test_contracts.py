@@ -313,3 +313,30 @@ def test_schema_rejects_extra_fields() -> None:
     example = json.loads(contract_files()["examples/event.json"])
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**example, "unexpected": 1}, schema)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"entity_id": "ent\u0000x"},
+        {"event_id": "e\u00001"},
+        {"features": {"Home": "r\u0000ent"}},
+        {"features": {"Ho\u0000me": 1}},
+    ],
+    ids=["entity_id", "event_id", "feature value", "feature name"],
+)
+def test_a_nul_character_is_a_validation_error(change: dict[str, object]) -> None:
+    raw = json.dumps(_event(**change)).encode()  # JSON spells NUL as \\u0000
+    with pytest.raises(EventValidationError) as err:
+        parse_event(raw, MAX)
+    letter = dead_letter(
+        err.value,
+        raw,
+        source_topic="events",
+        source_partition=0,
+        source_offset=0,
+        failed_at=datetime(2026, 1, 1, tzinfo=UTC),
+        source_key="k\u0000",
+    )
+    assert letter.stage == "validate" and letter.reason == "validation"
+    assert "\x00" not in letter.error_message and "\x00" not in (letter.source_key or "")

@@ -111,3 +111,23 @@ def test_a_database_failure_rewinds_and_lands_the_batch_again(
     assert stats.db_errors == 1 and stats.written["events"] == 3
     assert (TopicPartition("events", 0), 0) in consumer.seeks
     assert len(consumer.commits) == 1  # only the landed batch was committed
+
+
+def test_a_record_the_store_refuses_is_skipped_not_retried_forever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import DataError
+
+    consumer = TopicsConsumer(_logs())
+    sink = _sink(tmp_path, consumer)
+    real = store.write_events
+
+    def picky(conn: Any, events: Any) -> int:
+        if any(e.event_id == "evt-1" for e in events):
+            raise DataError("INSERT", {}, Exception("text fields cannot contain NUL"))
+        return real(conn, events)
+
+    monkeypatch.setattr(store, "write_events", picky)
+    stats = sink.run(until_idle_s=0.0)
+    assert stats.refused["events"] == 1 and stats.written["events"] == 2
+    assert stats.db_errors == 0 and len(consumer.commits) == 1  # the partition moves on
