@@ -81,10 +81,12 @@ def produce(
     total = len(df) * repeat
     counts = {"valid": 0, "malformed": 0}
     t0 = time.perf_counter()
+    options = settings.kafka.client_options()  # SASL / TLS settings included
     with EventProducer(
-        settings.kafka.bootstrap_servers.split(","),
+        options.pop("bootstrap_servers"),
         topic=topic or settings.topics.events,
         linger_ms=settings.linger_ms,
+        **options,
     ) as producer:
         clock = pace(rate)
         bar = tqdm(total=total, unit="ev", disable=not sys.stderr.isatty() and "CI" in os.environ)

@@ -106,3 +106,38 @@ def test_produce_with_kafka_down(
     code, err = run_cli(monkeypatch, capsys, "produce", "--limit", "1")
     line = assert_one_line(err)
     assert code == 2 and address in line and "make stack-up" in line
+
+
+def test_produce_passes_the_kafka_security_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`decisionflow produce` reaches a SASL/TLS cluster with the same settings as workers."""
+    import workers.cli_errors
+    import workers.producer
+
+    seen: dict[str, object] = {}
+
+    class Recorder:
+        def __init__(self, bootstrap: object, **options: object) -> None:
+            seen.update(options, bootstrap=bootstrap)
+
+        def __enter__(self) -> Recorder:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            return None
+
+        def send(self, *_: object, **__: object) -> str:
+            return "e"
+
+    monkeypatch.setattr(workers.producer, "EventProducer", Recorder)
+    monkeypatch.setattr(workers.cli_errors, "require_kafka", lambda _servers: None)
+    monkeypatch.setenv("DECISIONFLOW_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DECISIONFLOW_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("DECISIONFLOW_KAFKA__SASL_USERNAME", "producer-team")
+    monkeypatch.setenv("DECISIONFLOW_KAFKA__SASL_PASSWORD", "s3cret")
+    code, _ = run_cli(monkeypatch, capsys, "produce", "--limit", "1")
+    assert code == 0
+    assert seen["security_protocol"] == "SASL_SSL" and seen["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert seen["sasl_plain_username"] == "producer-team"
+    assert seen["sasl_plain_password"] == "s3cret"
