@@ -2,8 +2,8 @@
 
 At parse time only ``pendulum`` and ``airflow.sdk`` are imported (the quality-alert asset,
 default task arguments). The lookups import decisionflow lazily, inside task bodies: locations
-follow :mod:`models.paths` (one layout for the demo, the CLI, workers and DAGs), the database,
-registry and model name come from the public settings of :mod:`workers`.
+follow :mod:`models.paths` (one layout for the demo, the CLI, workers and DAGs), the database
+and registry come from the public settings of :mod:`workers`, the model name from the spec.
 
 Airflow puts the DAGs folder on ``sys.path``, so the DAG files ``import common``.
 """
@@ -47,11 +47,16 @@ def registry_url() -> str:
     return SinkSettings().registry_url
 
 
-def model_name() -> str:
-    """The registered model name the workers deploy."""
-    from workers import SinkSettings
+def model_name(spec: str) -> str:
+    """The registry name of the model trained on ``spec``: the spec's own name, always.
 
-    return SinkSettings().model_name
+    Never an ambient default: a churn spec trained while ``DECISIONFLOW_MODEL_NAME`` still said
+    ``credit_data`` once became the champion of credit_data. (That variable tells the
+    *workers* which model to deploy.)
+    """
+    from models.spec import load_spec
+
+    return load_spec(spec).name
 
 
 def run_dir(dag_id: str, run_id: str) -> str:

@@ -74,7 +74,7 @@ def decisionflow_evaluate() -> None:
 
         from analytics.monitoring import compute_drift
 
-        reference = ds.reference_path(ds.model_name())
+        reference = ds.reference_path(ds.model_name(params["spec"]))
         return compute_drift(window["work_dir"], params["spec"], reference)
 
     @task
@@ -83,7 +83,7 @@ def decisionflow_evaluate() -> None:
 
         from analytics.monitoring import write_quality_report
 
-        name = support.model_name()
+        name = support.model_name(params["spec"])
         return write_quality_report(
             window["work_dir"],
             support.reports_dir(),

@@ -102,7 +102,7 @@ def gate(data: dict, _ev: dict, params: dict) -> dict:
     return gate_candidate(
         data["work_dir"],
         ds.registry_url(),
-        ds.model_name(),
+        ds.model_name(params["spec"]),
         params["gate_metric"],
         params["gate_margin"],
     )
@@ -115,7 +115,7 @@ def register(data: dict, _verdict: dict, params: dict) -> dict:
     from pipelines.workdir import register_candidate
 
     return register_candidate(
-        data["work_dir"], ds.registry_url(), ds.model_name(), params["dry_run"]
+        data["work_dir"], ds.registry_url(), ds.model_name(params["spec"]), params["dry_run"]
     )
 
 
@@ -125,7 +125,7 @@ def promote(data: dict, _registered: dict, params: dict) -> dict:
 
     from pipelines.workdir import promote_candidate
 
-    name = ds.model_name()
+    name = ds.model_name(params["spec"])
     return promote_candidate(
         data["work_dir"], ds.registry_url(), name, ds.reference_path(name), params["dry_run"]
     )
@@ -141,7 +141,7 @@ def reload(promotion: dict) -> dict:
 
 
 @task
-def report(data: dict, _reloaded: dict, ds=None, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+def report(data: dict, _reloaded: dict, params: dict, ds=None, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
     import common as support
 
     from pipelines.report import write_retrain_report
@@ -152,7 +152,7 @@ def report(data: dict, _reloaded: dict, ds=None, dag_run=None) -> dict:  # type:
         ds,
         dag_run.run_id,
         registry_url=support.registry_url(),
-        model_name=support.model_name(),
+        model_name=support.model_name(params["spec"]),
     )
 
 

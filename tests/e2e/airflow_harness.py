@@ -24,7 +24,6 @@ def make_env(tmp: Path, database_url: str, port: int | None = None) -> dict[str,
             "DECISIONFLOW_RUNS_DIR": str(tmp / "runs"),
             "DECISIONFLOW_REPORTS_DIR": str(tmp / "reports"),
             "DECISIONFLOW_REFERENCE_DIR": str(tmp / "reference"),
-            "DECISIONFLOW_MODEL_NAME": "credit",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         }
     )

@@ -36,9 +36,9 @@ def test_evaluate_measures_a_real_streaming_run(
     frame = load_frame(spec)
     train, live = holdout_split(frame, spec, test_size=0.25, seed=3)
     registry = ModelRegistry(env["DECISIONFLOW_REGISTRY_URL"])
-    version = registry.register(train_family("logreg", train, spec), name="credit")
-    registry.promote("credit", version, reason="e2e champion")
-    champion = registry.load("credit", "champion")
+    version = registry.register(train_family("logreg", train, spec), name="credit_data")
+    registry.promote("credit_data", version, reason="e2e champion")
+    champion = registry.load("credit_data", "champion")
 
     topics = make_topics(make_topic, partitions=2)
     live = live.iloc[:N_EVENTS]

@@ -24,13 +24,13 @@ def test_retrain_promotes_then_gate_refuses_a_worse_candidate(tmp_path: Path) ->
     assert first["state"] == SUCCESS, first["log"][-4000:]
     assert set(first["tasks"].values()) == {SUCCESS}
     assert {"train[0]", "train[1]"} <= set(first["tasks"])  # one task per family
-    assert registry.alias_version("credit", "champion") == 1
-    promoted = registry.history("credit")[-1]
+    assert registry.alias_version("credit_data", "champion") == 1
+    promoted = registry.history("credit_data")[-1]
     assert (promoted.alias, promoted.to_version, promoted.action) == ("champion", 1, "promote")
     assert promoted.verdict == {"promote": True, "reasons": ["no champion"]}
-    meta = registry.metadata("credit", 1)
+    meta = registry.metadata("credit_data", 1)
     assert meta["family"] in {"logreg", "hgb"} and meta["metrics"]["headline"]["roc_auc"] > 0.8
-    assert Path(env["DECISIONFLOW_REFERENCE_DIR"], "credit.parquet").is_file()
+    assert Path(env["DECISIONFLOW_REFERENCE_DIR"], "credit_data.parquet").is_file()
 
     # a crippled logistic regression cannot beat the champion on the same holdout
     t0 = time.perf_counter()
@@ -41,9 +41,9 @@ def test_retrain_promotes_then_gate_refuses_a_worse_candidate(tmp_path: Path) ->
     )
     worse_s = time.perf_counter() - t0
     assert worse["state"] == SUCCESS, worse["log"][-4000:]
-    assert registry.alias_version("credit", "champion") == 1, "the champion must stay"
-    assert registry.alias_version("credit", "challenger") == 2  # registered for the audit
-    refused = registry.history("credit")[-1]
+    assert registry.alias_version("credit_data", "champion") == 1, "the champion must stay"
+    assert registry.alias_version("credit_data", "challenger") == 2  # registered for the audit
+    refused = registry.history("credit_data")[-1]
     assert refused.alias == "challenger" and refused.to_version == 2
     assert refused.verdict is not None and refused.verdict["promote"] is False
     assert "does not beat champion" in refused.reason

@@ -39,7 +39,7 @@ def test_cli_and_dag_promote_the_same_model(tmp_path: Path) -> None:
     assert cli.returncode == 0, cli.stdout + cli.stderr
 
     dag_env = make_env(tmp_path / "dag", f"sqlite:///{tmp_path / 'store.db'}")  # empty store
-    dag_env["DECISIONFLOW_MODEL_NAME"] = spec.name  # the CLI names the model after its spec
+    dag_env["DECISIONFLOW_MODEL_NAME"] = "elsewhere"  # the workers' setting: never a DAG's
     migrate(dag_env)
     run = dag_test(
         dag_env, "decisionflow_retrain", {"families": FAMILIES, "bootstrap_source": str(data)}

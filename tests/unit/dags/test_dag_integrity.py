@@ -94,3 +94,20 @@ def test_the_trigger_form_accepts_every_default(dagbag: DagBag, dag_id: str) -> 
             types = param.schema.get("type")
             allowed = types if isinstance(types, list) else [types]
             assert "null" in allowed, f"{dag_id}.{name}: empty default but null not allowed"
+
+
+def test_the_model_name_comes_from_the_spec_never_from_an_ambient_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A churn spec trained while DECISIONFLOW_MODEL_NAME said credit_data must not become
+    credit_data's champion (nor overwrite its drift reference)."""
+    import common
+
+    from models.spec import load_spec
+
+    churn = tmp_path / "churn.yaml"
+    churn.write_text(load_spec("credit_data").to_yaml().replace("name: credit_data", "name: churn"))
+    monkeypatch.setenv("DECISIONFLOW_MODEL_NAME", "credit_data")
+    assert common.model_name(str(churn)) == "churn"
+    assert common.reference_path(common.model_name(str(churn))).endswith("churn.parquet")
+    assert common.model_name("credit_data") == "credit_data"
