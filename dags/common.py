@@ -10,8 +10,6 @@ Airflow puts the DAGs folder on ``sys.path``, so the DAG files ``import common``
 
 from __future__ import annotations
 
-import re
-
 import pendulum
 from airflow.sdk import Asset
 
@@ -61,10 +59,9 @@ def model_name(spec: str) -> str:
 
 def run_dir(dag_id: str, run_id: str) -> str:
     """A work dir for one DAG run (created); the run id is made filesystem-safe."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
     from models import paths
 
-    path = paths.runs_dir() / dag_id / safe
+    path = paths.runs_dir() / dag_id / paths.safe_part(run_id)
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
 

@@ -206,6 +206,7 @@ def decide_batch(
             band_of[rows] = band_index(band_sets[s + 1], safe_scores[rows])
     return _assemble(
         policy,
+        band_sets,
         _catalogue_reasons(policy, names, contrib),
         rule_of.tolist(),
         segment_of.tolist(),
@@ -218,6 +219,7 @@ def decide_batch(
 
 def _assemble(
     policy: Policy,
+    band_sets: list[list[Band]],
     top_reasons: Callable[[int], tuple[Reason, ...]],
     rule_of: list[int],
     segment_of: list[int],
@@ -245,7 +247,6 @@ def _assemble(
         decision: (Reason(code=SCORE_BAND, text=f"Risk score in the {decision} band"),)
         for decision in policy.decisions
     }
-    band_sets = [policy.bands, *(segment.bands for segment in policy.segments)]
     segment_names = [segment.name for segment in policy.segments]
     thresholds = [[band_threshold(band) for band in bands] for bands in band_sets]
     nan_rows = np.isnan(score_array).tolist()

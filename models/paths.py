@@ -20,6 +20,7 @@ way, so what one writes the others find with no extra flags.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "repo_root",
     "reports_dir",
     "runs_dir",
+    "safe_part",
     "sqlite_store_url",
     "stack_dir",
 ]
@@ -106,6 +108,11 @@ def demo_dir() -> Path:
 def sqlite_store_url() -> str:
     """The embedded decision store used when no database URL is configured."""
     return f"sqlite:///{home() / 'decisionflow.db'}"
+
+
+def safe_part(text: str) -> str:
+    """``text`` as one safe path component (e.g. an Airflow run id with ``:`` and ``+``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 def dags_folder() -> Path:

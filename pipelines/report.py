@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,20 +11,15 @@ from typing import Any
 
 import pandas as pd
 
+from models import paths
 from models.data import labels
 from models.registry import ModelRegistry
 from pipelines.candidates import load_candidate
+from pipelines.workdir import read_doc
 
 __all__ = ["write_retrain_report"]
 
 log = logging.getLogger(__name__)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return doc
 
 
 def _holdout_report(
@@ -98,13 +92,13 @@ def write_retrain_report(
     ``candidates.csv`` (one row per family on the common holdout). Refreshes the index.
     """
     src = Path(work_dir)
-    ev = _read_json(src / "evaluation.json")
+    ev = read_doc(src / "evaluation.json")
     if ev is None:
         raise FileNotFoundError(f"no evaluation.json in {src}: the evaluate step did not run")
-    gate = _read_json(src / "gate.json")
-    promoted = _read_json(src / "promoted.json")
-    registered = _read_json(src / "registered.json")
-    out = Path(reports_dir) / day / f"retrain-{re.sub(r'[^A-Za-z0-9_.-]+', '_', run_id)}"
+    gate = read_doc(src / "gate.json")
+    promoted = read_doc(src / "promoted.json")
+    registered = read_doc(src / "registered.json")
+    out = Path(reports_dir) / day / f"retrain-{paths.safe_part(run_id)}"
     out.mkdir(parents=True, exist_ok=True)
     rows = [{"family": fam, **res["metrics"]} for fam, res in ev["candidates"].items()]
     pd.DataFrame(rows).to_csv(out / "candidates.csv", index=False)

@@ -41,6 +41,7 @@ __all__ = [
     "fit_candidate",
     "gate_verdict",
     "holdout_metrics",
+    "json_safe",
     "pick_best",
     "split_training_data",
 ]
@@ -50,7 +51,8 @@ class DataValidationError(ValueError):
     """The training data failed validation; the message lists every problem found."""
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """None for a NaN or infinite float (JSON has neither), else the value."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
@@ -134,7 +136,7 @@ def fit_candidate(
 def holdout_metrics(scorer: Scorer, holdout: pd.DataFrame) -> tuple[Metrics, dict[str, Any]]:
     """Full metrics on the holdout, and their JSON-safe headline with its fingerprint."""
     metrics = evaluate(scorer, holdout)
-    head: dict[str, Any] = {k: _finite(v) for k, v in metrics.headline().items()}
+    head: dict[str, Any] = {k: json_safe(v) for k, v in metrics.headline().items()}
     head["holdout_fingerprint"] = data_fingerprint(holdout)
     head["n_holdout"] = metrics.n
     return metrics, head

@@ -39,6 +39,7 @@ from pipelines.retrain import (
     fit_candidate,
     gate_verdict,
     holdout_metrics,
+    json_safe,
     pick_best,
     split_training_data,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "gate_candidate",
     "gate_config",
     "promote_candidate",
+    "read_doc",
     "register_candidate",
     "run_retrain",
     "train_candidate",
@@ -66,6 +68,11 @@ def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
 def _read_json(path: Path) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return doc
+
+
+def read_doc(path: Path) -> dict[str, Any] | None:
+    """A step's JSON document, or None when that step has not written it."""
+    return _read_json(path) if path.is_file() else None
 
 
 def _keep_columns(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
@@ -185,14 +192,10 @@ def train_candidate(
     return {
         "family": family,
         "path": str(target),
-        "params": {k: _json_safe(v) for k, v in trained.params.items()},
+        "params": {k: json_safe(v) for k, v in trained.params.items()},
         "fit_seconds": round(trained.fit_seconds, 2),
         "n_train": trained.n_train,
     }
-
-
-def _json_safe(value: Any) -> Any:
-    return None if isinstance(value, float) and value != value else value
 
 
 def evaluate_candidates(
@@ -299,7 +302,7 @@ def register_candidate(
     trained = load_candidate(gate["candidate_path"])
     holdout = pd.read_parquet(out / "holdout.parquet")
     metrics, head = holdout_metrics(trained, holdout)
-    split = _read_json(out / "split.json") if (out / "split.json").is_file() else {}
+    split = read_doc(out / "split.json") or {}
     version = ModelRegistry(registry_url).register(
         trained,
         name=model_name,
@@ -338,7 +341,7 @@ def promote_candidate(
     if done.is_file():
         return _read_json(done)
     verdict = _read_json(out / "gate.json")["verdict"]
-    registered = _read_json(out / "registered.json") if (out / "registered.json").is_file() else {}
+    registered = read_doc(out / "registered.json") or {}
     version = registered.get("version")
     if dry_run or version is None:
         return {

@@ -47,22 +47,19 @@ class DecisionRuntime:
         return f"reload requested (deciding with v{self.holder.version})"
 
 
-_current: DecisionRuntime | None = None
-_lock = threading.Lock()
+_current: DecisionRuntime | None = None  # one assignment: atomic, no lock needed
 
 
 def install(runtime: DecisionRuntime) -> None:
     """Make ``runtime`` this process's deciding runtime."""
     global _current
-    with _lock:
-        _current = runtime
+    _current = runtime
 
 
 def uninstall() -> None:
     """This process decides no more (after the loop stopped)."""
     global _current
-    with _lock:
-        _current = None
+    _current = None
 
 
 def current() -> DecisionRuntime | None:

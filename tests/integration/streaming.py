@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaConsumer
 
+from workers.decide_loop import DecisionLoop
 from workers.replay import read_topic
-from workers.settings import Topics
+from workers.settings import Topics, WorkerSettings
 
 
 def make_topics(make_topic: Callable[..., str], partitions: int = 4) -> Topics:
@@ -66,3 +69,24 @@ class CommittedReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+@contextmanager
+def deciding(
+    settings: WorkerSettings, name: str
+) -> Iterator[tuple[DecisionLoop, threading.Thread]]:
+    """A decision loop with the in-package model double, on a thread, stopped on exit."""
+    from decisioning.policy import load_policy
+    from workers.engine import DecisionEngine
+    from workers.testing import FakeModel
+
+    model = FakeModel()
+    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
+    loop = DecisionLoop(settings, engine, worker_name=name)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        yield loop, thread
+    finally:
+        loop.stop()
+        thread.join(30)

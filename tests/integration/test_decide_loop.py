@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 
-from decisioning.policy import load_policy
-from tests.integration.streaming import accounted, make_topics
-from workers.decide_loop import DecisionLoop
-from workers.engine import DecisionEngine
+from tests.integration.streaming import accounted, deciding, make_topics
 from workers.malformed import malformed_corpus
 from workers.producer import EventProducer
 from workers.settings import WorkerSettings
-from workers.testing import FakeModel, valid_event
+from workers.testing import valid_event
 
 
 def _dlq_metric_total() -> float:
@@ -44,16 +40,8 @@ def test_loop_decides_every_event_once_and_dead_letters_the_bad(
             if i % 100 == 0:
                 producer.send_raw(f"app-{i}", corpus[(i // 100) % len(corpus)][1])
     dlq_metric_before = _dlq_metric_total()
-    model = FakeModel()
-    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
-    loop = DecisionLoop(settings, engine, worker_name=f"test-{group_id}")
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
+    with deciding(settings, f"test-{group_id}") as (loop, thread):
         _wait_until(lambda: sum(accounted(bootstrap, topics)[0].values()) >= n, 60)
-    finally:
-        loop.stop()
-        thread.join(30)
     assert not thread.is_alive(), "the loop did not stop on request"
     ids, dlq = accounted(bootstrap, topics)
     assert set(ids) == {f"evt-{i}" for i in range(n)}

@@ -5,21 +5,17 @@ sink lands that dead letter in the real PostgreSQL and moves on."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 
 from kafka import KafkaProducer
 from sqlalchemy import text
 
-from decisioning.policy import load_policy
 from storage import store
-from tests.integration.streaming import accounted, make_topics
+from tests.integration.streaming import accounted, deciding, make_topics
 from tests.integration.workerproc import wait_for
-from workers.decide_loop import DecisionLoop
-from workers.engine import DecisionEngine
 from workers.settings import SinkSettings, WorkerSettings
 from workers.sink import DecisionSink
-from workers.testing import FakeModel, valid_event
+from workers.testing import valid_event
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 PER_CODEC = 25
@@ -44,23 +40,13 @@ def test_compressed_and_nul_events_never_stall_anything(
         producer.send(topics.events, key=b"app-999", value=json.dumps(poison).encode())
 
     settings = WorkerSettings(topics=topics, group_id=group_id, max_batch_size=50, max_wait_ms=20)
-    model = FakeModel()
-    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
-    loop = DecisionLoop(settings, engine, worker_name=f"test-{group_id}")
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(
-            lambda: (
-                sum(accounted(bootstrap, topics)[0].values()) + len(accounted(bootstrap, topics)[1])
-                >= len(sent) + 1
-            ),
-            60,
-            "every compressed event decided and the NUL one dead-lettered",
-        )
-    finally:
-        loop.stop()
-        thread.join(30)
+
+    def all_accounted() -> bool:
+        ids, dlq = accounted(bootstrap, topics)
+        return sum(ids.values()) + len(dlq) >= len(sent) + 1
+
+    with deciding(settings, f"test-{group_id}"):
+        wait_for(all_accounted, 60, "every compressed event decided and the NUL one dead-lettered")
     ids, dlq = accounted(bootstrap, topics)
     assert set(ids) == set(sent) and max(ids.values()) == 1
     assert [(d["reason"], d["stage"]) for d in dlq] == [("validation", "validate")]

@@ -19,6 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
+from tests import deployfiles
 from tests.deployfiles import (
     WorkerLaunch,
     compose_worker,
@@ -393,10 +394,7 @@ SECRET_TEMPLATE = {
 @pytest.fixture(scope="module")
 def k8s_docs() -> dict[str, list[dict[str, Any]]]:
     """Documents per manifest file (kustomization.yaml excluded)."""
-    docs = {}
-    for path in sorted(K8S.glob("*.y*ml")):
-        if path.name != "kustomization.yaml":
-            docs[path.name] = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    docs = deployfiles.k8s_docs()
     assert docs, "no Kubernetes manifests"
     return docs
 
