@@ -84,7 +84,7 @@ def _keep_columns(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
 
 
 def use_frame(frame: pd.DataFrame, spec_name: str, work_dir: str, origin: str) -> dict[str, Any]:
-    """Start a run from a frame in hand (the CLI's ``--source``): writes ``data.parquet``."""
+    """Start a run from a frame in hand (a dataset, not the store): writes ``data.parquet``."""
     spec = load_spec(spec_name)
     out = Path(work_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -410,7 +410,8 @@ def run_retrain(
     from models.data import load_frame
 
     if frame is None and database_url is None:
-        frame, origin = load_frame(load_spec(spec_name), source), f"dataset {source or spec_name}"
+        spec = load_spec(spec_name)
+        frame, origin = load_frame(spec, source), f"dataset {source or spec.source}"
     if frame is not None:
         data = use_frame(frame, spec_name, work_dir, origin)
     else:

@@ -126,9 +126,7 @@ def train_cmd(
     import uuid
 
     from models import paths
-    from models.data import load_frame
     from models.spec import SpecError, load_spec
-    from pipelines.retrain import DataValidationError
     from pipelines.workdir import run_retrain
 
     registry = _registry(registry_url)
@@ -137,15 +135,13 @@ def train_cmd(
     try:
         spec = load_spec(spec_ref)
         model_name = name or spec.name
-        frame = load_frame(spec, source)
         result = run_retrain(
             str(work_dir),
             spec_ref,
             registry.url,
             model_name,
             _families(families),
-            frame=frame,
-            origin=f"dataset {source or spec.source}",
+            source=source,
             tune=tune,
             seed=seed,
             test_size=test_size,
@@ -156,7 +152,7 @@ def train_cmd(
             reference_path=str(paths.reference_file(model_name)) if promote else None,
             device=device,
         )
-    except (SpecError, DataValidationError, ValueError, LookupError, OSError) as exc:
+    except (SpecError, ValueError, LookupError, OSError) as exc:  # DataValidationError too
         raise _fail(exc) from exc
     evaluation = json.loads((work_dir / "evaluation.json").read_text())
     rows = [
