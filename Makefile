@@ -7,7 +7,6 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-FAST_STAMP := $(VENV)/.installed-fast
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: help install lock stack-up stack-down stack-status lint typecheck test test-unit \
@@ -28,11 +27,6 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	@touch $@
 
 install: $(STAMP)
-
-# the benchmark compares kafka-python with confluent-kafka (the `fast` extra)
-$(FAST_STAMP): $(STAMP)
-	$(PY) -m pip install -q -c constraints.txt -e ".[fast]"
-	@touch $@
 
 lock: $(PY)
 	$(PY) -m pip install -q -e ".[dev,airflow]"
@@ -73,7 +67,7 @@ test: $(STAMP) stack-up browser lint typecheck
 demo: stack-up
 	$(PY) -m devtools.demo $(DEMO_ARGS)
 
-bench: stack-up $(FAST_STAMP)
+bench: stack-up
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 airflow: $(STAMP)

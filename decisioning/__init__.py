@@ -15,11 +15,18 @@ Typical use in a worker, per micro-batch::
     parts = decide_batch(policy, frame, scores, contributions, feature_names, entity_ids)
     records = build_decisions(events, parts, policy=..., model_name=..., ...)
     payload = encode_record(record)
+
+The columnar hot path does the same without a pydantic object per event:
+``BatchDecoder(kinds, spec_name, max_bytes).decode(raws)`` gives the good events as
+:class:`EventColumns` (and one ``EventError`` per bad record, exactly as ``validate_event``);
+``encode_decisions(columns, decision_columns, ...)`` writes the ``Decision`` records.
 """
 
 from decisioning.arms import ArmAssignment, ArmConfig, assign_arms, entity_uniforms
 from decisioning.assemble import build_decisions
 from decisioning.audit import canonical_json, diff_decisions, feature_hash
+from decisioning.batch_decode import BatchDecoder, DecodedBatch, UnhashableFeaturesError
+from decisioning.columns import DecisionColumns, EventColumns, ReasonRow
 from decisioning.contracts import (
     DLQ_RAW_LIMIT,
     SCHEMA_VERSION,
@@ -36,6 +43,7 @@ from decisioning.contracts import (
     encode_record,
 )
 from decisioning.decide import SCORE_BAND, SCORE_INVALID, DecisionParts, decide_batch
+from decisioning.decision_encode import encode_decisions
 from decisioning.policy import (
     Band,
     Condition,
@@ -83,13 +91,17 @@ __all__ = [
     "ArmAssignment",
     "ArmConfig",
     "Band",
+    "BatchDecoder",
     "Condition",
     "Costs",
     "Cutoffs",
     "DeadLetter",
     "Decision",
+    "DecisionColumns",
     "DecisionParts",
+    "DecodedBatch",
     "Event",
+    "EventColumns",
     "EventError",
     "EventValidationError",
     "Fallback",
@@ -106,10 +118,12 @@ __all__ = [
     "PolicyError",
     "Reason",
     "ReasonCode",
+    "ReasonRow",
     "Rule",
     "SchemaVersionError",
     "Segment",
     "Stage",
+    "UnhashableFeaturesError",
     "UnknownFeatureError",
     "apply_cutoffs",
     "assign_arms",
@@ -121,6 +135,7 @@ __all__ = [
     "decide_batch",
     "diff_decisions",
     "dump_policy",
+    "encode_decisions",
     "encode_record",
     "entity_uniforms",
     "expected_value",

@@ -64,7 +64,10 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the first representable UTC
+        raise ValueError("date is outside the representable range once converted to UTC") from None
 
 
 class _Record(BaseModel):
@@ -140,6 +143,11 @@ class Decision(_Record):
         "decided."
     )
     reasons: list[Reason] = Field(default_factory=list)
+    reason_method: str | None = Field(
+        default=None,
+        description="How the feature reasons were computed (integrated_gradients, "
+        "gradient_x_input, tree_path, linear...); null when no feature reason was given.",
+    )
     rule: str | None = Field(default=None, description="Name of the hard rule that fired, if any.")
     segment: str | None = Field(
         default=None, description="Policy segment the entity falls in; null: default bands."

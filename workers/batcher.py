@@ -115,6 +115,15 @@ class MicroBatcher(Generic[T]):
         items, self._items, self._first_at, self._buffered_at = self._items, [], None, None
         return items
 
+    def push_front(self, items: list[T]) -> None:
+        """Put records back ahead of the queue (e.g. those of an aborted transaction)."""
+        if not items:
+            return
+        self._items[:0] = items
+        now = self._clock()
+        self._first_at = now if self._first_at is None else min(self._first_at, now)
+        self._buffered_at = now if self._buffered_at is None else min(self._buffered_at, now)
+
     def drop(self, predicate: Callable[[T], bool]) -> list[T]:
         """Remove and return queued records matching ``predicate`` (e.g. of revoked
         partitions)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -21,12 +22,22 @@ import pandas as pd
 
 from decisioning.arms import ArmConfig, assign_arms
 from decisioning.assemble import build_decisions
-from decisioning.contracts import DeadLetter, Decision, Event, EventError, Stage, dead_letter
+from decisioning.contracts import (
+    DeadLetter,
+    Decision,
+    Event,
+    EventError,
+    Stage,
+    dead_letter,
+    encode_record,
+)
 from decisioning.decide import decide_batch
 from decisioning.policy import Policy
 from decisioning.validation import FeatureChecker, validate_event
 from models.data import features_from_records
 from models.spec import FeatureSpec
+from workers.kafka_client import RawRecord
+from workers.settings import Topics
 
 __all__ = ["BatchResult", "DecisionEngine", "RawRecord", "ScoringModel"]
 
@@ -47,17 +58,6 @@ class ScoringModel(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One consumed Kafka record, as the engine sees it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
 @dataclass(slots=True)
 class BatchResult:
     """What one batch produces; every input record is in exactly one of decisions / dlq."""
@@ -66,6 +66,28 @@ class BatchResult:
     shadow: list[Decision] = field(default_factory=list)
     dlq: list[DeadLetter] = field(default_factory=list)
     score_seconds: float = 0.0
+
+    def records(self, topics: Topics) -> Iterator[tuple[str, bytes | None, bytes]]:
+        """``(topic, key, value)`` of every record to write: decisions, shadow, dead letters."""
+        for d in self.decisions:
+            yield topics.decisions, d.entity_id.encode(), encode_record(d)
+        for d in self.shadow:
+            yield topics.shadow, d.entity_id.encode(), encode_record(d)
+        for dl in self.dlq:
+            key = dl.source_key.encode() if dl.source_key is not None else None
+            yield topics.dlq, key, encode_record(dl)
+
+    def decision_counts(self) -> Counter[tuple[str, str, str]]:
+        """Decisions per (decision, arm, shadow) label set."""
+        counts: Counter[tuple[str, str, str]] = Counter(
+            (d.decision, d.arm, "false") for d in self.decisions
+        )
+        counts.update((d.decision, d.arm, "true") for d in self.shadow)
+        return counts
+
+    def latencies_ms(self) -> list[float]:
+        """Event time to decision, per live decision."""
+        return [d.latency_ms for d in self.decisions]
 
 
 @dataclass(frozen=True)

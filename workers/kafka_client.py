@@ -1,68 +1,107 @@
-"""The Kafka client seam of the decide loop: what it needs of a consumer and a transactional
-producer, as typed Protocols.
+"""The Kafka client seam: what the decide loop needs of a consumer and a transactional producer.
 
-The production clients (kafka-python's ``KafkaConsumer``/``KafkaProducer``, built in
-:mod:`workers.decide_loop`) and the in-package doubles (:mod:`workers.testing`) both satisfy
-them; a second backend (confluent-kafka) plugs in here by providing the same methods.
+Two backends satisfy these Protocols, chosen by ``DECISIONFLOW_KAFKA_CLIENT``:
+
+* ``confluent`` (default): confluent-kafka, librdkafka underneath. Its consume, produce and
+  transaction round trips run in C, about a tenth of kafka-python's CPU per event
+  (docs/benchmarks.md), and it decodes every compression codec itself.
+* ``kafka-python``: the pure-Python client, kept as a supported backend.
+
+The in-package doubles (:mod:`workers.testing`) satisfy the same Protocols. Partitions are
+``(topic, partition)`` tuples and offsets are plain ints in every backend; every client failure
+surfaces as :class:`ClientError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
-__all__ = ["Consumer", "Record", "SendResult", "TransactionalProducer"]
+from workers.settings import KafkaSettings
+
+__all__ = [
+    "CLIENTS",
+    "TP",
+    "ClientError",
+    "ClientName",
+    "Consumer",
+    "Offsets",
+    "RawRecord",
+    "RebalanceListener",
+    "TransactionalProducer",
+    "make_consumer",
+    "make_producer",
+]
+
+ClientName = Literal["confluent", "kafka-python"]
+CLIENTS: tuple[ClientName, ...] = ("confluent", "kafka-python")
+TP = tuple[str, int]
+Offsets = Mapping[TP, int]
+"""Next offset to read, per partition."""
 
 
-class Record(Protocol):
-    """A consumed record."""
+class ClientError(Exception):
+    """A Kafka client failure: broker gone, fenced, timed out, rebalance under way.
+
+    The loop aborts and rewinds the batch; when that fails too it rebuilds its clients.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One consumed Kafka record."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    timestamp: int  # ms since the epoch
+    timestamp: int = 0
+    """ms since the epoch (the producer's CreateTime); 0 when unknown."""
 
 
-class SendResult(Protocol):
-    """The outcome of one ``send``, known after ``flush``."""
+class RebalanceListener(Protocol):
+    """Told about partitions moving; called on the consumer's calling thread."""
 
-    def succeeded(self) -> bool:
-        """Whether the broker acknowledged the record."""
+    def on_revoked(self, partitions: list[TP]) -> None:
+        """These partitions are no longer ours."""
         ...
 
-    @property
-    def exception(self) -> BaseException | None:
-        """Why it failed (None when it did not)."""
+    def on_assigned(self, partitions: list[TP]) -> None:
+        """These partitions are ours now."""
         ...
 
 
 class Consumer(Protocol):
-    """A group member reading committed records (``read_committed``)."""
+    """A group member reading committed records only (``read_committed``, auto commit off)."""
 
-    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> Mapping[Any, Sequence[Any]]:
-        """Records per topic-partition, waiting at most ``timeout_ms`` for the first."""
+    def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_ms`` for the first."""
         ...
 
-    def assignment(self) -> set[Any]:
-        """The topic-partitions this member owns now."""
+    def assignment(self) -> set[TP]:
+        """The partitions this member owns now."""
         ...
 
-    def position(self, tp: Any, timeout_ms: int | None = None) -> int | None:
-        """The next offset this member will read from ``tp``."""
+    def position(self, tp: TP) -> int | None:
+        """The next offset this member will hand out for ``tp`` (None: not known yet)."""
         ...
 
-    def highwater(self, tp: Any) -> int | None:
+    def highwater(self, tp: TP) -> int | None:
         """The log end of ``tp`` as last fetched (None before the first fetch)."""
         ...
 
-    def seek(self, tp: Any, offset: int) -> None:
-        """Read ``tp`` from ``offset`` on."""
+    def seek(self, tp: TP, offset: int) -> None:
+        """Read ``tp`` from ``offset`` on (records already fetched past it are dropped)."""
         ...
 
     def group_metadata(self) -> Any:
         """The member's group metadata, for ``send_offsets_to_transaction`` (KIP-447)."""
+        ...
+
+    def commit(self, offsets: Offsets) -> None:
+        """Commit offsets outside any transaction (at-least-once readers)."""
         ...
 
     def close(self) -> None:
@@ -77,15 +116,15 @@ class TransactionalProducer(Protocol):
         """Open a transaction."""
         ...
 
-    def send(self, topic: str, key: bytes | None = None, value: bytes = b"") -> SendResult:
-        """Queue one record in the open transaction."""
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Queue one record in the open transaction (failures surface in :meth:`flush`)."""
         ...
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until every queued record is acknowledged or failed."""
+    def flush(self) -> None:
+        """Wait until every queued record is acknowledged; ClientError if any failed."""
         ...
 
-    def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: Any) -> None:
+    def send_offsets_to_transaction(self, offsets: Offsets, group_metadata: Any) -> None:
         """Add the consumed offsets, with the consumer's group metadata, to the transaction."""
         ...
 
@@ -97,6 +136,52 @@ class TransactionalProducer(Protocol):
         """Discard the open transaction's records and offsets."""
         ...
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self) -> None:
         """Flush and close."""
         ...
+
+
+def make_consumer(
+    client: ClientName,
+    kafka: KafkaSettings,
+    *,
+    group_id: str,
+    topic: str,
+    listener: RebalanceListener | None = None,
+    max_poll_records: int = 500,
+    max_poll_interval_ms: int = 300_000,
+) -> Consumer:
+    """A ``read_committed`` member of ``group_id`` subscribed to ``topic`` (earliest reset).
+
+    Waits until the topic's metadata is known (ClientError after 30 s): a group leader without
+    it assigns nothing until its next metadata refresh.
+    """
+    if client == "confluent":
+        from workers.kafka_confluent import ConfluentConsumer
+
+        return ConfluentConsumer(
+            kafka, group_id, topic, listener, max_poll_records, max_poll_interval_ms
+        )
+    from workers.kafka_python import KafkaPythonConsumer
+
+    return KafkaPythonConsumer(
+        kafka, group_id, topic, listener, max_poll_records, max_poll_interval_ms
+    )
+
+
+def make_producer(
+    client: ClientName,
+    kafka: KafkaSettings,
+    *,
+    transactional_id: str,
+    transaction_timeout_ms: int = 15_000,
+) -> TransactionalProducer:
+    """A transactional producer, initialised: an earlier instance with the same id is fenced
+    and its open transaction aborted."""
+    if client == "confluent":
+        from workers.kafka_confluent import ConfluentProducer
+
+        return ConfluentProducer(kafka, transactional_id, transaction_timeout_ms)
+    from workers.kafka_python import KafkaPythonProducer
+
+    return KafkaPythonProducer(kafka, transactional_id, transaction_timeout_ms)

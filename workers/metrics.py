@@ -35,7 +35,8 @@ STAGE_SECONDS = Histogram(
     "decisionflow_batch_stage_seconds",
     "Wall time per micro-batch stage: fill (first record buffered -> batch closed, time "
     "spent waiting for more records), decide "
-    "(engine), produce (send + flush), offsets (send_offsets_to_transaction), commit.",
+    "(engine), produce (records into the open transaction), and per transaction: flush (until "
+    "every record is acknowledged), offsets (send_offsets_to_transaction), commit.",
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )

@@ -70,6 +70,30 @@ class KafkaSettings(BaseModel):
             opts["ssl_password"] = self.ssl_password.get_secret_value()
         return opts
 
+    def confluent_options(self) -> dict[str, Any]:
+        """The same options as librdkafka configuration, for confluent-kafka clients."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            if self.sasl_username is not None:
+                conf["sasl.username"] = self.sasl_username
+            if self.sasl_password is not None:
+                conf["sasl.password"] = self.sasl_password.get_secret_value()
+        for ours, theirs in (
+            ("ssl_cafile", "ssl.ca.location"),
+            ("ssl_certfile", "ssl.certificate.location"),
+            ("ssl_keyfile", "ssl.key.location"),
+        ):
+            if value := getattr(self, ours):
+                conf[theirs] = value
+        if self.ssl_password is not None:
+            conf["ssl.key.password"] = self.ssl_password.get_secret_value()
+        return conf
+
 
 class Topics(BaseModel):
     """Topic names (a deployment may prefix or rename them)."""
@@ -99,6 +123,8 @@ class _Base(BaseSettings):
         validation_alias=AliasChoices("DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS"),
         exclude=True,
     )
+    # the Kafka client library: confluent-kafka (default, see docs/benchmarks.md) or kafka-python
+    kafka_client: Literal["confluent", "kafka-python"] = "confluent"
     registry_url: str = Field(default_factory=paths.registry_url)
     model_name: str = "credit_data"
     log_level: str = "INFO"
@@ -127,7 +153,6 @@ class WorkerSettings(_Base):
     max_message_bytes: int = Field(default=64 * 1024, ge=256)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     score_timeout_s: float = Field(default=10.0, gt=0)
-    delivery: Literal["exactly_once", "at_least_once"] = "exactly_once"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch intra-op CPU threads per worker (0 = torch's default, one per core). One thread
     # per worker process is the robust choice: on a shared host, several spinning OpenMP
@@ -142,6 +167,11 @@ class WorkerSettings(_Base):
     rejoin_timeout_s: float = Field(default=60.0, gt=0)
     # an open transaction of a killed worker blocks read_committed readers until it times out
     transaction_timeout_ms: int = Field(default=15_000, ge=1_000)
+    # A transaction may span several model batches: it commits once it holds this many events
+    # or is transaction_max_ms old, whichever comes first (0: one transaction per batch).
+    # Bigger transactions cost fewer commit round trips per event and add latency.
+    transaction_max_events: int = Field(default=0, ge=0)
+    transaction_max_ms: int = Field(default=100, ge=1, le=60_000)
 
     @model_validator(mode="after")
     def _slow_model_cannot_stall_the_group(self) -> WorkerSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +12,17 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.spec import FeatureSpec, load_spec
-from workers.kafka_client import Consumer, TransactionalProducer
+from workers.kafka_client import (
+    TP,
+    ClientError,
+    Consumer,
+    Offsets,
+    RawRecord,
+    RebalanceListener,
+    TransactionalProducer,
+)
 
-__all__ = ["FakeModel", "valid_event"]
+__all__ = ["FakeLogConsumer", "FakeModel", "FakeTxnProducer", "valid_event"]
 
 
 @dataclass
@@ -58,16 +67,6 @@ def valid_event(i: int, amount: float = 1000.0) -> dict[str, object]:
     )
 
 
-@dataclass(frozen=True)
-class _Msg:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-    timestamp: int  # ms since the epoch, as Kafka's CreateTime
-
-
 class FakeLogConsumer:
     """A consumer double over in-memory partitions: poll reads from the fetch position.
 
@@ -81,37 +80,38 @@ class FakeLogConsumer:
     def __init__(
         self, logs: dict[int, list[bytes]], topic: str = "events", produced_ago_ms: int = 0
     ) -> None:
-        from kafka import TopicPartition
-
         self.produced_ago_ms = produced_ago_ms  # record timestamps: this long before the poll
         self.topic = topic
         self.logs = logs
-        self.tps = {p: TopicPartition(topic, p) for p in logs}
         self.positions = dict.fromkeys(logs, 0)
         self.assigned = set(logs)
-        self.listener: Any = None
+        self.listener: RebalanceListener | None = None
         self.polls = 0
         self.rebalance_on_poll: dict[int, tuple[list[int], list[int]]] = {}
         self.rebalance_after_poll: dict[int, tuple[list[int], list[int]]] = {}
         self.first_poll_max: int | None = None  # cap on the first poll's records
         # None: re-assigned partitions keep their position (kafka-python 3); else a function
-        # giving the committed offset the position is reset to (other clients, lost members)
-        self.reset_to: Any = None
+        # giving the committed offset the position is reset to (confluent-kafka, lost members)
+        self.reset_to: Callable[[int], int] | None = None
         # True: a rejoin completes only in a poll with a timeout (a client that needs poll time)
         self.rejoin_needs_time = True
         self.rejoin_never_completes = False
         self._joining: list[int] | None = None
 
-    def assignment(self) -> set[Any]:
-        return {self.tps[p] for p in self.assigned}
+    def _tps(self, partitions: list[int]) -> list[TP]:
+        return [(self.topic, p) for p in partitions]
 
-    def seek(self, tp: Any, offset: int) -> None:
-        self.positions[tp.partition] = offset
+    def assignment(self) -> set[TP]:
+        return set(self._tps(sorted(self.assigned)))
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.positions[tp[1]] = offset
 
     def group_metadata(self) -> str:
         return "group"
 
-    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[Any, list[Any]]:
+    def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        assert self.listener is not None
         self.polls += 1
         if self.polls == 1 and self.first_poll_max is not None:
             max_records = min(max_records, self.first_poll_max)
@@ -119,21 +119,21 @@ class FakeLogConsumer:
             self._revoke(*self.rebalance_on_poll[self.polls])
         if self._joining is not None:
             if self.rejoin_never_completes or (timeout_ms == 0 and self.rejoin_needs_time):
-                return {}  # the rejoin needs poll time, or is stuck
+                return []  # the rejoin needs poll time, or is stuck
             assigned, self._joining = self._joining, None
             self.assigned = set(assigned)
             if self.reset_to is not None:
                 for p in assigned:
                     self.positions[p] = self.reset_to(p)
-            self.listener.on_partitions_assigned([self.tps[p] for p in assigned])
-        out: dict[Any, list[Any]] = {}
+            self.listener.on_assigned(self._tps(assigned))
+        out: list[RawRecord] = []
         for p in sorted(self.assigned):
             start = self.positions[p]
             chunk = self.logs[p][start : start + max_records]
             if chunk:
                 born = int(time.time() * 1000) - self.produced_ago_ms
-                out[self.tps[p]] = [
-                    _Msg(self.topic, p, start + i, f"k{p}".encode(), v, born)
+                out += [
+                    RawRecord(self.topic, p, start + i, f"k{p}".encode(), v, born)
                     for i, v in enumerate(chunk)
                 ]
                 self.positions[p] = start + len(chunk)
@@ -143,75 +143,72 @@ class FakeLogConsumer:
         return out
 
     def _revoke(self, revoked: list[int], assigned: list[int]) -> None:
-        self.listener.on_partitions_revoked([self.tps[p] for p in revoked])
+        assert self.listener is not None
+        self.listener.on_revoked(self._tps(revoked))
         self.assigned = set()
         self._joining = assigned
 
-    def position(self, tp: Any, timeout_ms: int | None = None) -> int:
-        return self.positions[tp.partition]
+    def position(self, tp: TP) -> int:
+        return self.positions[tp[1]]
 
-    def highwater(self, tp: Any) -> int:
-        return len(self.logs[tp.partition])
+    def highwater(self, tp: TP) -> int:
+        return len(self.logs[tp[1]])
+
+    def commit(self, offsets: Offsets) -> None:
+        return None
 
     def close(self) -> None:
         return None
 
 
-@dataclass
-class _Sent:
-    error: Exception | None = None
-
-    def succeeded(self) -> bool:
-        return self.error is None
-
-    @property
-    def exception(self) -> Exception | None:
-        return self.error
-
-
 class FakeTxnProducer:
     """A transactional producer double: keeps what committed transactions wrote.
 
-    ``fail_sends`` makes that many next records fail (as after a broker crash) without failing
-    the transaction itself, the way kafka-python 3 can after an epoch bump.
+    ``fail_sends`` makes that many next records fail (as after a broker crash); the failure
+    surfaces in :meth:`flush`, as with the real backends.
     """
 
     def __init__(self) -> None:
         self.fail_sends = 0
         self.aborts = 0
+        self.commits = 0
         self.committed: list[tuple[str, bytes]] = []
-        self.offsets: dict[Any, int] = {}
+        self.offsets: dict[TP, int] = {}
         self._open: list[tuple[str, bytes]] | None = None
-        self._offsets: dict[Any, int] = {}
+        self._offsets: dict[TP, int] = {}
+        self._failed = 0
 
     def begin_transaction(self) -> None:
-        self._open, self._offsets = [], {}
+        assert self._open is None, "a transaction is already open"
+        self._open, self._offsets, self._failed = [], {}, 0
 
-    def send(self, topic: str, key: bytes | None = None, value: bytes = b"") -> _Sent:
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         assert self._open is not None
         if self.fail_sends > 0:
             self.fail_sends -= 1
-            return _Sent(RuntimeError("InvalidProducerEpochError"))
+            self._failed += 1
+            return
         self._open.append((topic, value))
-        return _Sent()
 
-    def flush(self, timeout: float | None = None) -> None:
-        return None
+    def flush(self) -> None:
+        if self._failed:
+            raise ClientError(f"{self._failed} records not written: InvalidProducerEpochError")
 
-    def send_offsets_to_transaction(self, offsets: dict[Any, Any], group: Any) -> None:
-        self._offsets = {tp: om.offset for tp, om in offsets.items()}
+    def send_offsets_to_transaction(self, offsets: Offsets, group_metadata: Any) -> None:
+        self._offsets = dict(offsets)
 
     def commit_transaction(self) -> None:
         assert self._open is not None
         self.committed += self._open
         self.offsets.update(self._offsets)
         self._open = None
+        self.commits += 1
 
     def abort_transaction(self) -> None:
         self._open = None
         self.aborts += 1
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self) -> None:
         return None
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from models import paths
 from storage import store
+from workers.kafka_client import CLIENTS, ClientName
 from workers.settings import SinkSettings, WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +57,13 @@ def make_topic(bootstrap: str) -> Iterator[Callable[..., str]]:
     if created:
         admin.delete_topics(created)
     admin.close()
+
+
+@pytest.fixture(params=CLIENTS)
+def kafka_client(request: pytest.FixtureRequest) -> ClientName:
+    """Each Kafka client backend in turn (DECISIONFLOW_KAFKA_CLIENT)."""
+    client: ClientName = request.param
+    return client
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """A broker outage mid-stream: the loop backs off, resumes when Kafka is back, loses nothing
-and decides nothing twice. Runs on a private stack (own run dir and ports)."""
+and decides nothing twice, on each Kafka client backend. Runs on a private stack (own run dir and
+ports)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.integration.streaming import read_committed
 from tests.integration.test_stack_lifecycle import _free_ports
 from workers.decide_loop import DecisionLoop
 from workers.engine import DecisionEngine
+from workers.kafka_client import ClientName
 from workers.producer import EventProducer
 from workers.settings import KafkaSettings, Topics, WorkerSettings
 from workers.testing import FakeModel, valid_event
@@ -38,7 +40,7 @@ def _stack(env: dict[str, str], *args: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_loop_survives_a_broker_outage(tmp_path: Path) -> None:
+def test_loop_survives_a_broker_outage(tmp_path: Path, kafka_client: ClientName) -> None:
     kafka, controller, redis_port, pg = _free_ports(4)
     run = tmp_path / "run"
     env = {
@@ -78,6 +80,7 @@ def test_loop_survives_a_broker_outage(tmp_path: Path) -> None:
             topics=topics,
             group_id="outage",
             max_batch_size=100,
+            kafka_client=kafka_client,
         )
 
         def produce(start: int, n: int) -> None:

@@ -1,6 +1,7 @@
 """20,000 events through 2 real worker processes in one group: each event exactly once
 across committed decisions + dead letters, also when a worker is SIGKILLed mid-stream and
-when the champion is promoted and reloaded mid-stream."""
+when the champion is promoted and reloaded mid-stream. Every test runs on both Kafka client
+backends (confluent-kafka and kafka-python)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from models.spec import load_spec
 from models.training import train_family
 from tests.integration.streaming import CommittedReader, make_topics
 from tests.integration.workerproc import WorkerProcess, start_test_worker, wait_for, worker_env
+from workers.kafka_client import ClientName
 from workers.malformed import malformed_corpus
 from workers.producer import EventProducer, events_from_frame
 from workers.settings import Topics
@@ -64,9 +66,10 @@ def stream(
     group_id: str,
     registry: ModelRegistry,
     tmp_path: Path,
+    kafka_client: ClientName,
 ) -> Iterator[dict[str, object]]:
     topics = make_topics(make_topic, partitions=6)
-    env = worker_env(topics, group_id, Path(registry.root))
+    env = worker_env(topics, group_id, Path(registry.root), DECISIONFLOW_KAFKA_CLIENT=kafka_client)
     reader = CommittedReader(bootstrap, topics.decisions, topics.dlq)
     workers: list[WorkerProcess] = []
 

@@ -1,0 +1,235 @@
+"""The confluent-kafka backend of :mod:`workers.kafka_client` (the default client).
+
+librdkafka runs fetches, produce batching and transaction round trips in C threads; the
+Python side only moves whole batches. Rebalance callbacks run inside :meth:`poll`, on the
+loop's own thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from workers.kafka_client import TP, ClientError, Offsets, RawRecord, RebalanceListener
+from workers.settings import KafkaSettings
+
+__all__ = ["ConfluentConsumer", "ConfluentProducer"]
+
+T = TypeVar("T")
+_TIMEOUT_S = 30.0
+
+
+def _call(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except KafkaException as exc:
+        raise ClientError(str(exc.args[0] if exc.args else exc)) from exc
+
+
+def _partitions(offsets: Offsets) -> list[TopicPartition]:
+    return [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+
+
+def _tps(partitions: list[TopicPartition]) -> list[TP]:
+    return [(tp.topic, tp.partition) for tp in partitions]
+
+
+class ConfluentConsumer:
+    """A ``read_committed`` group consumer on confluent-kafka."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        group_id: str,
+        topic: str,
+        listener: RebalanceListener | None,
+        max_poll_records: int,
+        max_poll_interval_ms: int,
+    ) -> None:
+        del max_poll_records  # each poll asks for its own number
+        self._c = Consumer(
+            {
+                **kafka.confluent_options(),
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "max.poll.interval.ms": max_poll_interval_ms,
+                "topic.metadata.refresh.interval.ms": 30_000,  # notice new partitions
+            }
+        )
+        deadline = time.monotonic() + _TIMEOUT_S
+        while not self._partition_count(topic):
+            if time.monotonic() > deadline:
+                self._c.close()
+                raise ClientError(f"topic {topic!r} has no partitions (does it exist?)")
+            time.sleep(0.5)
+        if listener is None:
+            self._c.subscribe([topic])
+        else:
+            self._c.subscribe(
+                [topic],
+                on_assign=lambda _c, parts: listener.on_assigned(_tps(parts)),
+                on_revoke=lambda _c, parts: listener.on_revoked(_tps(parts)),
+                on_lost=lambda _c, parts: listener.on_revoked(_tps(parts)),
+            )
+
+    def _partition_count(self, topic: str) -> int:
+        try:
+            meta = self._c.list_topics(topic, timeout=5.0).topics.get(topic)
+        except KafkaException:
+            return 0
+        return 0 if meta is None or meta.error is not None else len(meta.partitions)
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        msgs: list[Message] = _call(
+            lambda: self._c.consume(num_messages=max_records, timeout=timeout_ms / 1000.0)
+        )
+        out: list[RawRecord] = []
+        append = out.append
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise ClientError(str(err))
+                continue  # transient: the client retries on its own
+            append(
+                RawRecord(
+                    m.topic(),  # type: ignore[arg-type]
+                    m.partition(),  # type: ignore[arg-type]
+                    m.offset(),  # type: ignore[arg-type]
+                    m.key(),  # type: ignore[arg-type]
+                    m.value(),  # type: ignore[arg-type]
+                    m.timestamp()[1],
+                )
+            )
+        return out
+
+    def assignment(self) -> set[TP]:
+        return set(_tps(_call(self._c.assignment)))
+
+    def position(self, tp: TP) -> int | None:
+        (pos,) = _call(lambda: self._c.position([TopicPartition(*tp)]))
+        return pos.offset if pos.offset >= 0 else None
+
+    def highwater(self, tp: TP) -> int | None:
+        try:
+            _low, high = self._c.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        except KafkaException:
+            return None
+        return high if high >= 0 else None
+
+    def seek(self, tp: TP, offset: int) -> None:
+        _call(lambda: self._c.seek(TopicPartition(tp[0], tp[1], offset)))
+
+    def group_metadata(self) -> Any:
+        return _call(self._c.consumer_group_metadata)
+
+    def commit(self, offsets: Offsets) -> None:
+        _call(lambda: self._c.commit(offsets=_partitions(offsets), asynchronous=False))
+
+    def close(self) -> None:
+        self._c.close()
+
+
+class ConfluentProducer:
+    """A transactional producer on confluent-kafka."""
+
+    def __init__(self, kafka: KafkaSettings, transactional_id: str, timeout_ms: int) -> None:
+        self._failed: list[KafkaError] = []
+        self._stuck = False
+        self._watchdog = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="txn-offsets")
+        self._p = Producer(
+            {
+                **kafka.confluent_options(),
+                "transactional.id": transactional_id,
+                "transaction.timeout.ms": timeout_ms,
+                "linger.ms": 5,
+                "batch.size": 1024 * 1024,
+                "message.max.bytes": 4 * 1024 * 1024,
+                # no per-record callback into Python for records that made it
+                "delivery.report.only.error": True,
+                "on_delivery": self._on_delivery,
+            }
+        )
+        _call(lambda: self._p.init_transactions(_TIMEOUT_S))
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._failed.append(err)
+
+    def begin_transaction(self) -> None:
+        self._check_usable()
+        self._failed = []
+        _call(self._p.begin_transaction)
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        produce = self._p.produce
+        while True:
+            try:
+                produce(topic, value, key)
+                return
+            except BufferError:  # local queue full: let librdkafka drain it, then retry
+                self._p.poll(0.05)
+            except KafkaException as exc:
+                raise ClientError(str(exc.args[0] if exc.args else exc)) from exc
+
+    def flush(self) -> None:
+        deadline = time.monotonic() + _TIMEOUT_S
+        while _call(lambda: self._p.flush(1.0)) > 0:
+            if time.monotonic() > deadline:
+                raise ClientError(f"records not acknowledged within {_TIMEOUT_S:.0f}s")
+        if self._failed:
+            raise ClientError(f"{len(self._failed)} records not written: {self._failed[0]}")
+
+    def send_offsets_to_transaction(self, offsets: Offsets, group_metadata: Any) -> None:
+        # librdkafka can block here past its timeout when the group coordinator went away
+        # (confluentinc/librdkafka#5456, #5511): a watchdog gives up on this producer instead
+        # of stalling the loop, which then builds a new one (fencing this one).
+        self._check_usable()
+        future = self._watchdog.submit(
+            _call,
+            lambda: self._p.send_offsets_to_transaction(
+                _partitions(offsets), group_metadata, _TIMEOUT_S
+            ),
+        )
+        try:
+            future.result(timeout=_TIMEOUT_S + 5.0)
+        except cf.TimeoutError:
+            self._stuck = True
+            raise ClientError("send_offsets_to_transaction hung; replacing the producer") from None
+
+    def _check_usable(self) -> None:
+        if self._stuck:
+            raise ClientError("this producer is stuck in a transactional call; replace it")
+
+    def commit_transaction(self) -> None:
+        for _ in range(3):
+            try:
+                self._p.commit_transaction(_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError) and err.retriable():
+                    continue  # librdkafka: a retriable commit error may simply be retried
+                raise ClientError(str(err or exc)) from exc
+        raise ClientError("commit_transaction kept failing with retriable errors")
+
+    def abort_transaction(self) -> None:
+        self._check_usable()
+        self._failed = []
+        _call(lambda: self._p.abort_transaction(_TIMEOUT_S))
+
+    def close(self) -> None:
+        self._watchdog.shutdown(wait=False)
+        if self._stuck:
+            return  # its call may never return; the next producer's init fences it
+        with contextlib.suppress(KafkaException):  # a fenced producer has nothing to flush
+            self._p.flush(5.0)
