@@ -129,7 +129,7 @@ class DecisionLoop:
             s.kafka_client,
             s.kafka,
             group_id=s.group_id,
-            topic=s.topics.events,
+            topics=[s.topics.events],
             listener=self.tracker,
             max_poll_records=s.max_batch_size,
             max_poll_interval_ms=s.max_poll_interval_ms,
@@ -237,20 +237,28 @@ class DecisionLoop:
         A partition handed straight back keeps its fetch position in kafka-python 3, so its
         buffered records are still the next ones to decide: dropping them would skip them.
         A partition that moved away, or whose position was reset to the committed offset
-        (confluent-kafka), is re-read by its owner: keeping its records would decide them twice.
+        (confluent-kafka), is re-read by its owner: keeping its records would decide them twice
+        (and a reset position already past our first record is moved back to it).
         """
         assert self.consumer is not None
         # a reset position may already have re-read records we hold: keep one copy each
         twins = self.batcher.dedupe(lambda r: (r.topic, r.partition, r.offset))
+        first: dict[TP, int] = {}
         last: dict[TP, int] = {}
         for rec in self.batcher.peek():
             key = (rec.topic, rec.partition)
+            first[key] = min(first.get(key, rec.offset), rec.offset)
             last[key] = max(last.get(key, rec.offset), rec.offset)
-        keep = {
-            tp
-            for tp in self.consumer.assignment()
-            if tp in last and self.consumer.position(tp) == last[tp] + 1
-        }
+        keep: set[TP] = set()
+        for tp in self.consumer.assignment():
+            if tp not in last:
+                continue
+            position = self.consumer.position(tp)
+            if position == last[tp] + 1:
+                keep.add(tp)
+            elif position is None or position > first[tp]:
+                # part of what we hold was fetched again: read it all again from the start
+                self.consumer.seek(tp, first[tp])
         dropped = self.batcher.drop(lambda r: (r.topic, r.partition) not in keep)
         log.info(
             "rebalance: kept buffered records of %d partitions, dropped %d (+%d re-read twins)",

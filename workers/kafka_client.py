@@ -14,7 +14,7 @@ surfaces as :class:`ClientError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -146,26 +146,26 @@ def make_consumer(
     kafka: KafkaSettings,
     *,
     group_id: str,
-    topic: str,
+    topics: Sequence[str],
     listener: RebalanceListener | None = None,
     max_poll_records: int = 500,
     max_poll_interval_ms: int = 300_000,
 ) -> Consumer:
-    """A ``read_committed`` member of ``group_id`` subscribed to ``topic`` (earliest reset).
+    """A ``read_committed`` member of ``group_id`` subscribed to ``topics`` (earliest reset).
 
-    Waits until the topic's metadata is known (ClientError after 30 s): a group leader without
-    it assigns nothing until its next metadata refresh.
+    Waits until the first topic's metadata is known (ClientError after 30 s): a group leader
+    without it assigns nothing until its next metadata refresh.
     """
     if client == "confluent":
         from workers.kafka_confluent import ConfluentConsumer
 
         return ConfluentConsumer(
-            kafka, group_id, topic, listener, max_poll_records, max_poll_interval_ms
+            kafka, group_id, list(topics), listener, max_poll_records, max_poll_interval_ms
         )
     from workers.kafka_python import KafkaPythonConsumer
 
     return KafkaPythonConsumer(
-        kafka, group_id, topic, listener, max_poll_records, max_poll_interval_ms
+        kafka, group_id, list(topics), listener, max_poll_records, max_poll_interval_ms
     )
 
 

@@ -46,7 +46,7 @@ class ConfluentConsumer:
         self,
         kafka: KafkaSettings,
         group_id: str,
-        topic: str,
+        topics: list[str],
         listener: RebalanceListener | None,
         max_poll_records: int,
         max_poll_interval_ms: int,
@@ -66,16 +66,16 @@ class ConfluentConsumer:
             }
         )
         deadline = time.monotonic() + _TIMEOUT_S
-        while not self._partition_count(topic):
+        while not self._partition_count(topics[0]):
             if time.monotonic() > deadline:
                 self._c.close()
-                raise ClientError(f"topic {topic!r} has no partitions (does it exist?)")
+                raise ClientError(f"topic {topics[0]!r} has no partitions (does it exist?)")
             time.sleep(0.5)
         if listener is None:
-            self._c.subscribe([topic])
+            self._c.subscribe(topics)
         else:
             self._c.subscribe(
-                [topic],
+                topics,
                 on_assign=lambda _c, parts: listener.on_assigned(_tps(parts)),
                 on_revoke=lambda _c, parts: listener.on_revoked(_tps(parts)),
                 on_lost=lambda _c, parts: listener.on_revoked(_tps(parts)),

@@ -53,7 +53,7 @@ class KafkaPythonConsumer:
         self,
         kafka: KafkaSettings,
         group_id: str,
-        topic: str,
+        topics: list[str],
         listener: RebalanceListener | None,
         max_poll_records: int,
         max_poll_interval_ms: int,
@@ -72,15 +72,15 @@ class KafkaPythonConsumer:
             )
         )
         deadline = time.monotonic() + 30
-        while not self._c.partitions_for_topic(topic):
+        while not self._c.partitions_for_topic(topics[0]):
             if time.monotonic() > deadline:
                 self._c.close()
-                raise ClientError(f"topic {topic!r} has no partitions (does it exist?)")
+                raise ClientError(f"topic {topics[0]!r} has no partitions (does it exist?)")
             time.sleep(0.5)
         if listener is None:
-            self._c.subscribe([topic])
+            self._c.subscribe(topics)
         else:
-            self._c.subscribe([topic], listener=_Listener(listener))
+            self._c.subscribe(topics, listener=_Listener(listener))
 
     def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
         polled = _call(lambda: self._c.poll(timeout_ms=timeout_ms, max_records=max_records))

@@ -19,11 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka import KafkaConsumer, KafkaProducer
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -31,6 +28,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from decisioning.contracts import DeadLetter, Decision, Event, Outcome, encode_record
 from decisioning.validation import parse_event
 from storage import store
+from workers.kafka_client import TP, ClientError, Consumer, RawRecord, make_consumer
 from workers.settings import SinkSettings
 
 __all__ = ["DecisionSink", "SinkStats", "labels_for_decisions", "publish_outcomes"]
@@ -88,18 +86,15 @@ class DecisionSink:
         """Finish the batch in hand, commit and return from :meth:`run`."""
         self._stop.set()
 
-    def _consumer(self) -> KafkaConsumer:
+    def _consumer(self) -> Consumer:
         s = self.settings
-        consumer = KafkaConsumer(
+        return make_consumer(
+            s.kafka_client,
+            s.kafka,
             group_id=s.sink_group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
+            topics=list(self._kinds),
             max_poll_records=s.batch_size,
-            **s.kafka.client_options(),
         )
-        consumer.subscribe(list(self._kinds))
-        return consumer
 
     def run(self, until_idle_s: float | None = None) -> SinkStats:
         """Land records until :meth:`stop`, or until nothing arrived for ``until_idle_s``."""
@@ -110,14 +105,13 @@ class DecisionSink:
         try:
             while not self._stop.is_set():
                 try:
-                    polled = consumer.poll(timeout_ms=500)
+                    records = consumer.poll(500, self.settings.batch_size)
                     if not assigned and consumer.assignment():
                         assigned, last_data = True, time.monotonic()  # idle counts from here
-                except KafkaError as exc:
+                except ClientError as exc:
                     log.warning("kafka poll failed (%s); retrying", exc)
                     self._stop.wait(1.0)
                     continue
-                records = [m for msgs in polled.values() for m in msgs]
                 if records:
                     last_data = time.monotonic()
                     if self._land(records):
@@ -134,7 +128,7 @@ class DecisionSink:
 
     # ------------------------------------------------------------------ one batch
 
-    def _parse(self, records: Sequence[Any]) -> _Parsed:
+    def _parse(self, records: Sequence[RawRecord]) -> _Parsed:
         out = _Parsed()
         for m in records:
             kind = self._kinds.get(m.topic, "unknown")
@@ -165,7 +159,7 @@ class DecisionSink:
                 )
         return out
 
-    def _land(self, records: Sequence[Any]) -> bool:
+    def _land(self, records: Sequence[RawRecord]) -> bool:
         """Write a batch in one transaction; False (retry the batch) when the store is down.
 
         A record the store refuses (bad data, not an outage) must not stall the sink: the batch
@@ -211,20 +205,19 @@ class DecisionSink:
         return written
 
     @staticmethod
-    def _offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    def _offsets(records: Sequence[RawRecord]) -> dict[TP, int]:
+        offsets: dict[TP, int] = {}
         for m in records:
-            tp = TopicPartition(m.topic, m.partition)
-            prev = offsets.get(tp)
-            if prev is None or m.offset + 1 > prev.offset:
-                offsets[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
+            tp = (m.topic, m.partition)
+            if m.offset + 1 > offsets.get(tp, -1):
+                offsets[tp] = m.offset + 1
         return offsets
 
     @staticmethod
-    def _rewind(consumer: KafkaConsumer, records: Sequence[Any]) -> None:
-        starts: dict[TopicPartition, int] = {}
+    def _rewind(consumer: Consumer, records: Sequence[RawRecord]) -> None:
+        starts: dict[TP, int] = {}
         for m in records:
-            tp = TopicPartition(m.topic, m.partition)
+            tp = (m.topic, m.partition)
             starts[tp] = min(starts.get(tp, m.offset), m.offset)
         for tp, offset in starts.items():
             consumer.seek(tp, offset)

@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import TopicPartition
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from decisioning.contracts import Outcome
 from storage import store
+from workers.kafka_client import TP, Offsets, RawRecord
 from workers.settings import SinkSettings
 from workers.sink import DecisionSink
 from workers.testing import valid_event
-
-
-@dataclass(frozen=True)
-class Msg:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
 
 
 class TopicsConsumer:
@@ -35,29 +26,26 @@ class TopicsConsumer:
     def __init__(self, logs: dict[str, list[bytes]]) -> None:
         self.logs = logs
         self.position: dict[str, int] = defaultdict(int)
-        self.commits: list[dict[TopicPartition, int]] = []
-        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.commits: list[dict[TP, int]] = []
+        self.seeks: list[tuple[TP, int]] = []
 
-    def assignment(self) -> set[TopicPartition]:
-        return {TopicPartition(t, 0) for t in self.logs}
+    def assignment(self) -> set[TP]:
+        return {(t, 0) for t in self.logs}
 
-    def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[Msg]]:
-        out = {}
+    def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        out = []
         for topic, values in self.logs.items():
             start = self.position[topic]
-            if start < len(values):
-                out[TopicPartition(topic, 0)] = [
-                    Msg(topic, 0, start + i, v) for i, v in enumerate(values[start:])
-                ]
-                self.position[topic] = len(values)
+            out += [RawRecord(topic, 0, start + i, None, v) for i, v in enumerate(values[start:])]
+            self.position[topic] = len(values)
         return out
 
-    def commit(self, offsets: dict[TopicPartition, Any]) -> None:
-        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+    def commit(self, offsets: Offsets) -> None:
+        self.commits.append(dict(offsets))
 
-    def seek(self, tp: TopicPartition, offset: int) -> None:
+    def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
-        self.position[tp.topic] = offset
+        self.position[tp[0]] = offset
 
     def close(self) -> None:
         return None
@@ -86,7 +74,7 @@ def test_records_land_and_offsets_follow(tmp_path: Path) -> None:
     stats = _sink(tmp_path, consumer).run(until_idle_s=0.0)
     assert stats.written["events"] == 3 and stats.written["outcomes"] == 1
     assert stats.bad["events"] == 1  # skipped, not retried forever
-    assert consumer.commits == [{TopicPartition("events", 0): 4, TopicPartition("outcomes", 0): 1}]
+    assert consumer.commits == [{("events", 0): 4, ("outcomes", 0): 1}]
     engine = store.make_engine(f"sqlite:///{tmp_path / 'store.db'}")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 3
@@ -109,7 +97,7 @@ def test_a_database_failure_rewinds_and_lands_the_batch_again(
     monkeypatch.setattr(sink._stop, "wait", lambda _s: False)  # no back-off in a unit test
     stats = sink.run(until_idle_s=0.0)
     assert stats.db_errors == 1 and stats.written["events"] == 3
-    assert (TopicPartition("events", 0), 0) in consumer.seeks
+    assert (("events", 0), 0) in consumer.seeks
     assert len(consumer.commits) == 1  # only the landed batch was committed
 
 
