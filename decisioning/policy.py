@@ -31,6 +31,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "ReasonCode",
+    "ReasonMethod",
     "Rule",
     "Segment",
     "available_policies",
@@ -59,6 +60,8 @@ _ALIASES = {
 }
 
 Scalar = str | int | float | bool
+ReasonMethod = Literal["integrated_gradients", "gradient_x_input", "tree_path", "none"]
+"""How feature reasons are computed; a model family without the method uses its own default."""
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -221,6 +224,16 @@ class Policy(_Frozen):
     fallback: Fallback
     reason_codes: dict[str, ReasonCode] = {}
     top_reasons: Annotated[int, Field(ge=0, le=20)] = 3
+    reasons: ReasonMethod = "gradient_x_input"
+    """The explanation method behind feature reasons (``none``: band reasons only, no model
+    explanation is computed). Default ``gradient_x_input``: one forward and backward per row,
+    ~8x cheaper than ``integrated_gradients`` (16 steps) for the MLP on one CPU thread (1.5 vs
+    13 us per event), and the same top-3 reason set for ~83 % of credit holdout applicants
+    (top-1: ~91 %). Families without gradients fall back to their own default, which is cheap
+    too (hgb: ``tree_path``, logreg: exact linear terms)."""
+    explain_only: list[Name] | None = None
+    """Decisions whose model-decided rows get feature reasons (e.g. ``[review, decline]``);
+    other rows get the band reason without any explanation computed. None: every decision."""
 
     @field_validator("version", mode="before")
     @classmethod
@@ -252,6 +265,8 @@ class Policy(_Frozen):
             for band in segment.bands:
                 check_decision(band.decision, f"segment {segment.name}")
         check_decision(self.fallback.decision, "fallback")
+        for decision in self.explain_only or []:
+            check_decision(decision, "explain_only")
         for kind, names in (
             ("rule", [r.name for r in self.rules]),
             ("segment", [s.name for s in self.segments]),

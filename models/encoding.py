@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,18 @@ def _float_values(series: pd.Series) -> npt.NDArray[np.float64]:
     return np.array(series.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
+def _number_strings(
+    floats: npt.NDArray[np.float64], isna: npt.NDArray[np.bool_]
+) -> list[str | None]:
+    """Category keys of a numeric column: "1" for 1 and 1.0 when all are whole, else "1.5"."""
+    finite = np.where(isna, 0.0, floats)
+    if np.all(np.mod(finite, 1.0) == 0):
+        strings = finite.astype(np.int64).astype(str).tolist()
+    else:
+        strings = finite.astype(str).tolist()
+    return [None if m else s for s, m in zip(strings, isna.tolist(), strict=True)]
+
+
 def _category_strings(series: pd.Series) -> list[str | None]:
     """Normalise values to strings (None where missing): 1, 1.0 and "1" all become "1".
 
@@ -110,12 +123,7 @@ def _category_strings(series: pd.Series) -> list[str | None]:
     if pd.api.types.is_numeric_dtype(series):
         floats = _float_values(series)
         isna = np.isnan(floats) if _plain_numeric(series) else series.isna().to_numpy()
-        finite = np.where(isna, 0.0, floats)
-        if np.all(np.mod(finite, 1.0) == 0):
-            strings = finite.astype(np.int64).astype(str).tolist()
-        else:
-            strings = finite.astype(str).tolist()
-        return [None if m else s for s, m in zip(strings, isna.tolist(), strict=True)]
+        return _number_strings(floats, isna)
     if isinstance(series.dtype, pd.StringDtype):  # strings already; nulls are the missing
         keys: list[str | None] = pa.array(series.array).to_pylist()
         return keys
@@ -135,16 +143,25 @@ def _lower(strings: list[str]) -> list[str]:
 
 def _numeric_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float64]:
     numbers = series if _plain_numeric(series) else pd.to_numeric(series, errors="coerce")
-    values = _float_values(numbers)
+    return _finish_numeric(_float_values(numbers), col)
+
+
+def _finish_numeric(values: npt.NDArray[np.float64], col: ColumnSpec) -> npt.NDArray[np.float64]:
+    """Non-finite -> NaN (in place), then the column's transform."""
     values[~np.isfinite(values)] = np.nan
     if col.transform == "log1p":  # signed log1p: monotone, defined for negatives too
         values = np.asarray(np.sign(values) * np.log1p(np.abs(values)), dtype=np.float64)
     return values
 
 
-def _boolean_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float64]:
+def _bool_mapping(col: ColumnSpec) -> dict[str, float]:
     mapping = {v.lower(): 1.0 for v in col.true_values}
     mapping.update({v.lower(): 0.0 for v in col.false_values})
+    return mapping
+
+
+def _boolean_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float64]:
+    mapping = _bool_mapping(col)
     keys = _category_strings(series)
     distinct = list({k for k in keys if k is not None})
     lowered = dict(zip(distinct, _lower(distinct), strict=True))
@@ -174,6 +191,54 @@ def _moments(values: npt.NDArray[np.float64]) -> tuple[float, float]:
     mean = float(values.mean()) if values.size else 0.0
     std = float(values.std()) if values.size else 1.0
     return mean, (std if std > 1e-12 else 1.0)
+
+
+_NONE_TYPE = type(None)
+# The value types of validated events per column type (decisioning.validation); lists holding
+# only these take the numpy/dict paths of ``transform_columns``.
+_EVENT_TYPES: dict[str, frozenset[type]] = {
+    "numeric": frozenset({int, float}),
+    "boolean": frozenset({bool, str}),
+    "categorical": frozenset({str, int}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """One column before imputation: ``raw`` floats (numeric/boolean) or category ``codes``."""
+
+    raw: npt.NDArray[np.float64] | None = None
+    codes: npt.NDArray[np.int64] | None = None
+    missing: npt.NDArray[np.bool_] | None = None
+    """Categorical rows that were missing (None when no indicator needs it)."""
+
+
+def _list_floats(values: Sequence[Any], has_ints: bool) -> npt.NDArray[np.float64] | None:
+    """float64 of ints/floats (None -> NaN); None when an int may not fit int64 (pandas path)."""
+    try:
+        floats = np.array(values, dtype=np.float64)
+    except OverflowError:  # an int beyond float64
+        return None
+    if has_ints and bool((np.abs(floats) >= 2.0**63).any()):
+        return None
+    return floats
+
+
+def _list_booleans(values: Sequence[Any], col: ColumnSpec) -> npt.NDArray[np.float64]:
+    """1.0 / 0.0 / NaN of bools and strings, as ``_boolean_values`` maps them."""
+    mapping = _bool_mapping(col)
+    distinct = [v for v in set(values) if v is not None]
+    keys = [("true" if v else "false") if type(v) is bool else v for v in distinct]
+    table: dict[Any, float] = {
+        v: mapping.get(low, math.nan) for v, low in zip(distinct, _lower(keys), strict=True)
+    }
+    table[None] = math.nan
+    return np.fromiter(map(table.__getitem__, values), dtype=np.float64, count=len(values))
+
+
+def _series_of(values: Sequence[Any], name: str) -> pd.Series:
+    """The column as ``features_from_records`` builds it (pandas' own type inference)."""
+    return pd.DataFrame.from_records([{name: v} for v in values], columns=[name])[name]
 
 
 class TabularEncoder:
@@ -247,31 +312,99 @@ class TabularEncoder:
         """
         self._require_fitted()
         self._check_columns(df)
-        n = len(df)
+        parsed = [self._parse_series(df[col.name], col) for col in self.spec.columns]
+        return self._encode(len(df), parsed)
+
+    def transform_columns(self, features: Mapping[str, Sequence[Any]], n_rows: int) -> EncodedBatch:
+        """Encode per-feature value lists (row i of every list is one event), without pandas.
+
+        ``features`` maps spec feature names to ``n_rows`` raw values each (None: missing; an
+        absent name: missing in every row). The result equals, bit for bit,
+        ``transform(features_from_records(records, spec))`` for the same rows: event values
+        (numbers, strings, booleans, ints for categories) take numpy/dict fast paths, any other
+        value type the pandas conversion of a one-column frame.
+        """
+        self._require_fitted()
+        parsed: list[_Parsed] = []
+        for col in self.spec.columns:
+            values = features.get(col.name)
+            if values is None:
+                values = [None] * n_rows
+            elif len(values) != n_rows:
+                raise EncoderError(
+                    f"feature {col.name!r} has {len(values)} values for {n_rows} rows"
+                )
+            parsed.append(self._parse_list(values, col))
+        return self._encode(n_rows, parsed)
+
+    def _lookup(self, name: str) -> dict[str, int]:
+        return {token: i for i, token in enumerate(self.state[name]["vocab"], start=2)}
+
+    def _codes(self, keys: list[str | None], col: ColumnSpec) -> _Parsed:
+        lookup, fill = self._lookup(col.name), self.state[col.name]["fill_index"]
+        codes = np.array([fill if k is None else lookup.get(k, 1) for k in keys], dtype=np.int64)
+        return _Parsed(codes=codes, missing=np.array([k is None for k in keys], dtype=bool))
+
+    def _parse_series(self, series: pd.Series, col: ColumnSpec) -> _Parsed:
+        if col.type == "categorical":
+            return self._codes(_category_strings(series), col)
+        if col.type == "numeric":
+            return _Parsed(raw=_numeric_values(series, col))
+        return _Parsed(raw=_boolean_values(series, col))
+
+    def _parse_list(self, values: Sequence[Any], col: ColumnSpec) -> _Parsed:
+        types = set(map(type, values))
+        types.discard(_NONE_TYPE)
+        parsed: _Parsed | None = None
+        if types <= _EVENT_TYPES[col.type]:
+            if col.type == "numeric":
+                floats = _list_floats(values, int in types)
+                parsed = None if floats is None else _Parsed(raw=_finish_numeric(floats, col))
+            elif col.type == "boolean":
+                parsed = _Parsed(raw=_list_booleans(values, col))
+            elif types == {int}:  # a numeric column to pandas: keys "1", "2", ...
+                floats = _list_floats(values, True)
+                if floats is not None:
+                    parsed = self._codes(_number_strings(floats, np.isnan(floats)), col)
+            else:
+                parsed = self._list_codes(values, col)
+        if parsed is None:  # an unusual value type: the pandas conversion decides
+            parsed = self._parse_series(_series_of(values, col.name), col)
+        return parsed
+
+    def _list_codes(self, values: Sequence[Any], col: ColumnSpec) -> _Parsed:
+        """Codes of strings (and ints mixed with strings: ``str(v)``, as an object column)."""
+        lookup, fill = self._lookup(col.name), self.state[col.name]["fill_index"]
+        table: dict[Any, int] = {
+            v: lookup.get(v if type(v) is str else str(v), 1) for v in set(values)
+        }
+        table[None] = fill
+        codes = np.fromiter(map(table.__getitem__, values), dtype=np.int64, count=len(values))
+        missing = None
+        if col.missing.indicator:
+            missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        return _Parsed(codes=codes, missing=missing)
+
+    def _encode(self, n: int, parsed: Sequence[_Parsed]) -> EncodedBatch:
+        """Impute, standardise and add indicators: the arithmetic shared by both transforms."""
         numeric = np.empty((n, len(self.numeric_names)), dtype=np.float32)
         categorical = np.empty((n, len(self.categorical_names)), dtype=np.int64)
         j_num = j_cat = 0
-        for col in self.spec.columns:
+        for col, part in zip(self.spec.columns, parsed, strict=True):
             st = self.state[col.name]
-            series = df[col.name]
-            if col.type == "categorical":
-                keys = _category_strings(series)
-                lookup = {token: i for i, token in enumerate(st["vocab"], start=2)}
-                fill = st["fill_index"]
-                categorical[:, j_cat] = [fill if k is None else lookup.get(k, 1) for k in keys]
-                isnan = np.array([k is None for k in keys], dtype=bool)
+            if part.codes is not None:
+                categorical[:, j_cat] = part.codes
+                isnan = part.missing
                 j_cat += 1
             else:
-                raw = (
-                    _numeric_values(series, col)
-                    if col.type == "numeric"
-                    else _boolean_values(series, col)
-                )
-                isnan = np.isnan(raw)
+                assert part.raw is not None
+                isnan = np.isnan(part.raw)
                 # computed in float64, rounded to float32 on assignment
-                numeric[:, j_num] = (np.where(isnan, st["fill"], raw) - st["mean"]) / st["std"]
+                filled = np.where(isnan, st["fill"], part.raw)
+                numeric[:, j_num] = (filled - st["mean"]) / st["std"]
                 j_num += 1
             if col.missing.indicator:
+                assert isnan is not None
                 numeric[:, j_num] = (isnan.astype(np.float64) - st["ind_mean"]) / st["ind_std"]
                 j_num += 1
         return EncodedBatch(

@@ -2,7 +2,8 @@
 
 A family instance is bound to a fitted :class:`~models.encoding.TabularEncoder`; it consumes
 :class:`~models.encoding.EncodedBatch` objects. All probabilities are for the POSITIVE class.
-``contributions`` are per RAW spec feature, in log-odds units (see each family for the method).
+Contributions are per RAW spec feature, in log-odds units; each family lists the methods it
+computes in ``explain_methods`` (its default first; see :mod:`models.explain`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.encoding import EncodedBatch, TabularEncoder
+from models.explain import EXPLAIN_METHODS
 
 __all__ = [
     "FAMILY_NAMES",
@@ -61,13 +63,15 @@ def group_sum(
 class ModelFamily(ABC):
     """A trainable binary classifier over encoded batches.
 
-    Subclasses set ``name``, ``default_params`` and ``search_space`` (a small list of parameter
-    overrides tried by honest tuning on an inner validation split).
+    Subclasses set ``name``, ``default_params``, ``search_space`` (a small list of parameter
+    overrides tried by honest tuning on an inner validation split) and ``explain_methods`` (the
+    contribution methods they compute, the default first).
     """
 
     name: ClassVar[str]
     default_params: ClassVar[dict[str, Any]]
     search_space: ClassVar[list[dict[str, Any]]]
+    explain_methods: ClassVar[tuple[str, ...]]
 
     def __init__(
         self, encoder: TabularEncoder, params: Mapping[str, Any] | None = None, seed: int = 0
@@ -107,9 +111,32 @@ class ModelFamily(ABC):
     def predict_proba(self, batch: EncodedBatch) -> npt.NDArray[np.float64]:
         """Probability of the positive class per row, shape (n_rows,)."""
 
-    @abstractmethod
     def contributions(self, batch: EncodedBatch) -> npt.NDArray[np.float64]:
-        """Per-row, per-raw-feature contributions (log-odds), shape (n_rows, n_features)."""
+        """Per-row, per-raw-feature contributions (log-odds) by the family's default method."""
+        return self.explain(batch)[0]
+
+    def explain(
+        self, batch: EncodedBatch, method: str | None = None
+    ) -> tuple[npt.NDArray[np.float64], str]:
+        """``(contributions (n_rows, n_features) float64, method_used)``.
+
+        ``method`` (one of :data:`~models.explain.EXPLAIN_METHODS`; None: the default) runs when
+        the family supports it, else the family's default does; ``method_used`` names what ran.
+        ``"none"`` computes nothing: zeros, ``"none"``.
+        """
+        if method is not None and method not in EXPLAIN_METHODS:
+            raise ValueError(f"unknown explain method {method!r}; known: {list(EXPLAIN_METHODS)}")
+        zeros = np.zeros((batch.n_rows, batch.n_features), dtype=np.float64)
+        if method == "none":
+            return zeros, "none"
+        used = method if method in self.explain_methods else self.explain_methods[0]
+        if batch.n_rows == 0:
+            return zeros, used
+        return self._explain(batch, used), used
+
+    @abstractmethod
+    def _explain(self, batch: EncodedBatch, method: str) -> npt.NDArray[np.float64]:
+        """Contributions by ``method`` (one of ``explain_methods``) of a non-empty batch."""
 
     @abstractmethod
     def _save_model(self, directory: Path) -> list[str]:

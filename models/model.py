@@ -8,7 +8,7 @@ add data only; every behaviour lives here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
@@ -20,7 +20,30 @@ from models.encoding import EncodedBatch, TabularEncoder
 from models.family import ModelFamily
 from models.spec import FeatureSpec
 
-__all__ = ["Model"]
+__all__ = ["Model", "ScoredColumns"]
+
+Columns = Mapping[str, Sequence[Any]]
+
+
+@dataclass
+class ScoredColumns:
+    """A scored batch that explains rows on demand, from the one encoding.
+
+    ``explain(rows)`` returns the contributions of those rows (``len(rows)``, n_features) by
+    ``method``; ``method_used`` is what ran (None until ``explain`` is called).
+    """
+
+    scores: npt.NDArray[np.float64]
+    batch: EncodedBatch
+    model: ModelFamily
+    method: str | None
+    method_used: str | None = field(default=None)
+
+    def explain(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """Contributions of ``rows`` (indices into the batch), shape (len(rows), n_features)."""
+        index = np.asarray(rows, dtype=np.int64)
+        contributions, self.method_used = self.model.explain(self.batch.take(index), self.method)
+        return contributions
 
 
 @dataclass
@@ -69,6 +92,29 @@ class Model:
         """
         batch = self.encoder.transform(df)
         return self.model.predict_proba(batch), self.model.contributions(batch)
+
+    # ------------------------------------------------------------ columns
+    def encode_columns(self, features: Columns, n_rows: int) -> EncodedBatch:
+        """Encode per-feature value lists (see :meth:`TabularEncoder.transform_columns`)."""
+        return self.encoder.transform_columns(features, n_rows)
+
+    def score_columns(self, features: Columns, n_rows: int) -> npt.NDArray[np.float64]:
+        """Positive-class probability per row of per-feature value lists."""
+        return self.model.predict_proba(self.encoder.transform_columns(features, n_rows))
+
+    def explain_columns(
+        self, features: Columns, n_rows: int, method: str | None = None
+    ) -> tuple[npt.NDArray[np.float64], str]:
+        """``(contributions (n_rows, n_features), method_used)``: ``method`` if the family has
+        it, else its default (see :meth:`ModelFamily.explain`)."""
+        return self.model.explain(self.encoder.transform_columns(features, n_rows), method)
+
+    def score_with_explainer(
+        self, features: Columns, n_rows: int, method: str | None = None
+    ) -> ScoredColumns:
+        """Scores now, contributions later for the rows that need them (one encoding)."""
+        batch = self.encoder.transform_columns(features, n_rows)
+        return ScoredColumns(self.model.predict_proba(batch), batch, self.model, method)
 
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.float64]:
         """Score event feature dicts (missing keys -> NaN, handled by the encoder)."""

@@ -74,6 +74,7 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
         challenger_policy=challenger_policy,
         model_name=settings.model_name,
     )
+    engine.warm_up()  # a cold first batch is several times slower: pay it before we are ready
     metrics.serve(settings.metrics_port, settings.metrics_host)
     loop = DecisionLoop(settings, engine, worker_name=worker_name, before_batch=holder.before_batch)
     return loop, holder

@@ -11,37 +11,40 @@ import concurrent.futures as cf
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from decisioning.arms import ArmConfig, assign_arms
-from decisioning.assemble import build_decisions
-from decisioning.contracts import (
-    DeadLetter,
-    Decision,
-    Event,
-    EventError,
-    Stage,
-    dead_letter,
-    encode_record,
-)
-from decisioning.decide import decide_batch
+from decisioning.batch_decode import BatchDecoder
+from decisioning.columns import DecisionColumns, EventColumns
+from decisioning.contracts import Arm, DeadLetter, Decision, Stage, dead_letter, encode_record
+from decisioning.decide import decide_columns
+from decisioning.decision_encode import encode_decisions
 from decisioning.policy import Policy
-from decisioning.validation import FeatureChecker, validate_event
-from models.data import features_from_records
 from models.spec import FeatureSpec
 from workers.kafka_client import RawRecord
 from workers.settings import Topics
 
-__all__ = ["BatchResult", "DecisionEngine", "RawRecord", "ScoringModel"]
+__all__ = ["BatchResult", "DecisionEngine", "Emitted", "RawRecord", "ScoringModel"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Scored(Protocol):
+    """A scored batch that explains chosen rows on demand (``models.model.ScoredColumns``)."""
+
+    scores: npt.NDArray[np.float64]
+    method_used: str | None
+
+    def explain(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """Contributions of ``rows`` (len(rows), n_features)."""
+        ...
 
 
 class ScoringModel(Protocol):
@@ -51,28 +54,56 @@ class ScoringModel(Protocol):
     version: int
     spec: FeatureSpec
 
-    def score_explain(
-        self, df: pd.DataFrame
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Risk scores (n,) and per-feature contributions (n, n_features), one encoding."""
+    def score_with_explainer(
+        self, features: Mapping[str, Sequence[Any]], n_rows: int, method: str | None = None
+    ) -> Scored:
+        """Risk scores of a column-wise batch, with ``explain(rows)`` from the same encoding."""
         ...
 
 
 @dataclass(slots=True)
-class BatchResult:
-    """What one batch produces; every input record is in exactly one of decisions / dlq."""
+class Emitted:
+    """Serialised decisions for one topic, with what the metrics need."""
 
-    decisions: list[Decision] = field(default_factory=list)
-    shadow: list[Decision] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    values: list[bytes] = field(default_factory=list)
+    labels: list[tuple[str, str]] = field(default_factory=list)
+    """(decision, arm) per record."""
+    latency_ms: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def extend(self, other: Emitted) -> None:
+        self.keys += other.keys
+        self.values += other.values
+        self.labels += other.labels
+        self.latency_ms += other.latency_ms
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch produces; every input record is in exactly one of live / dlq."""
+
+    live: Emitted = field(default_factory=Emitted)
+    shadow_out: Emitted = field(default_factory=Emitted)
     dlq: list[DeadLetter] = field(default_factory=list)
     score_seconds: float = 0.0
 
+    @property
+    def decisions(self) -> list[Decision]:
+        """The live decisions as contract objects (parsed back: for tools and tests)."""
+        return [Decision.model_validate_json(v) for v in self.live.values]
+
+    @property
+    def shadow(self) -> list[Decision]:
+        """The shadow decisions as contract objects (parsed back: for tools and tests)."""
+        return [Decision.model_validate_json(v) for v in self.shadow_out.values]
+
     def records(self, topics: Topics) -> Iterator[tuple[str, bytes | None, bytes]]:
         """``(topic, key, value)`` of every record to write: decisions, shadow, dead letters."""
-        for d in self.decisions:
-            yield topics.decisions, d.entity_id.encode(), encode_record(d)
-        for d in self.shadow:
-            yield topics.shadow, d.entity_id.encode(), encode_record(d)
+        for topic, out in ((topics.decisions, self.live), (topics.shadow, self.shadow_out)):
+            yield from zip([topic] * len(out), out.keys, out.values, strict=True)
         for dl in self.dlq:
             key = dl.source_key.encode() if dl.source_key is not None else None
             yield topics.dlq, key, encode_record(dl)
@@ -80,14 +111,14 @@ class BatchResult:
     def decision_counts(self) -> Counter[tuple[str, str, str]]:
         """Decisions per (decision, arm, shadow) label set."""
         counts: Counter[tuple[str, str, str]] = Counter(
-            (d.decision, d.arm, "false") for d in self.decisions
+            (d, a, "false") for d, a in self.live.labels
         )
-        counts.update((d.decision, d.arm, "true") for d in self.shadow)
+        counts.update((d, a, "true") for d, a in self.shadow_out.labels)
         return counts
 
     def latencies_ms(self) -> list[float]:
         """Event time to decision, per live decision."""
-        return [d.latency_ms for d in self.decisions]
+        return self.live.latency_ms
 
 
 @dataclass(frozen=True)
@@ -97,7 +128,12 @@ class _Variant:
 
 
 class DecisionEngine:
-    """Decides batches with the champion (and, in shadow, the challenger) model and policy."""
+    """Decides batches with the champion (and, in shadow, the challenger) model and policy.
+
+    Column-wise: one strict decode of the whole batch, the model's inputs built from the
+    decoded columns, a vectorised policy, reason codes only where the policy wants them, and
+    records serialised column by column. The pydantic models stay the contract.
+    """
 
     def __init__(
         self,
@@ -113,7 +149,9 @@ class DecisionEngine:
         model_name: str = "credit_data",
     ) -> None:
         self.spec = spec
-        self._check_features = FeatureChecker({c.name: c.type for c in spec.columns}, spec.name)
+        self._decoder = BatchDecoder(
+            {c.name: c.type for c in spec.columns}, spec.name, max_message_bytes
+        )
         self.max_message_bytes = max_message_bytes
         self.score_timeout_s = score_timeout_s
         self.arms = arms or ArmConfig()
@@ -138,21 +176,36 @@ class DecisionEngine:
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         """Decide a batch. Never raises for bad input: bad events become dead letters."""
         result = BatchResult()
-        events: list[Event] = []
-        sources: list[RawRecord] = []
-        for rec in records:
-            event = self._parse(rec, result)
-            if event is not None:
-                events.append(event)
-                sources.append(rec)
-        if not events:
+        decoded = self._decoder.decode([rec.value or b"" for rec in records])
+        for i, exc in decoded.errors:  # each error names its reason and stage
+            result.dlq.append(dead_letter_of(records[i], exc))
+        events = decoded.columns
+        if not len(events):
             return result
         try:
             self._decide(events, result)
         except Exception:  # a bug or a model crash: isolate the culprit records
             log.exception("batch of %d failed; deciding one by one", len(events))
-            self._decide_one_by_one(events, sources, result)
+            result.live, result.shadow_out = Emitted(), Emitted()
+            for row, i in enumerate(decoded.ok):
+                try:
+                    self._decide(events.take([row]), result)
+                except Exception as exc:
+                    result.dlq.append(dead_letter_of(records[i], exc, "decide"))
         return result
+
+    def warm_up(self, rows: int = 64) -> None:
+        """Decide a synthetic batch once and drop it: the first batch of a cold process (lazy
+        imports, torch kernels, allocator) is several times slower than the next ones."""
+        now = datetime.now(UTC)
+        events = EventColumns(
+            event_id=[f"warm-up-{i}" for i in range(rows)],
+            entity_id=[f"warm-up-{i}" for i in range(rows)],
+            event_time=[now] * rows,
+            features={name: [None] * rows for name in self.spec.feature_names},
+            feature_hash=["0" * 64] * rows,
+        )
+        self._decide(events, BatchResult())
 
     def close(self) -> None:
         """Release the scoring thread."""
@@ -160,110 +213,149 @@ class DecisionEngine:
 
     # ------------------------------------------------------------------ steps
 
-    def _parse(self, rec: RawRecord, result: BatchResult) -> Event | None:
-        try:
-            return validate_event(rec.value or b"", self.max_message_bytes, self._check_features)
-        except EventError as exc:  # the error names its reason and stage
-            result.dlq.append(dead_letter_of(rec, exc))
-            return None
-
-    def _decide(self, events: list[Event], result: BatchResult) -> None:
+    def _decide(self, events: EventColumns, result: BatchResult) -> None:
         """Decide ``events``; ``result`` is only extended once everything succeeded."""
-        frame = features_from_records([e.features for e in events], self.spec)
         if self.challenger is None:
-            live, secs = self._run_variant(self.champion, "champion", events, frame)
-            result.decisions.extend(live)
-            result.score_seconds += secs
+            live, _, _ = self._run_variant(self.champion, "champion", events, result)
+            result.live.extend(live)
             return
-        arms = assign_arms([e.entity_id for e in events], self.arms)
-        needs = {
-            "champion": (self.champion, ~arms.challenger | arms.shadow),
-            "challenger": (self.challenger, arms.challenger | arms.shadow),
-        }
-        by_arm: dict[str, dict[int, Decision]] = {}
-        secs = 0.0
-        for arm, (variant, mask) in needs.items():
-            idx = np.flatnonzero(mask)
-            decided, more = self._run_variant(
-                variant, arm, [events[i] for i in idx], frame.iloc[idx].reset_index(drop=True)
-            )
-            by_arm[arm] = dict(zip(idx.tolist(), decided, strict=True))
-            secs += more
-        result.decisions.extend(by_arm[arms.arm(i)][i] for i in range(len(events)))
-        result.shadow.extend(
-            by_arm[shadow_arm][i].model_copy(update={"shadow": True})
-            for i in range(len(events))
-            if (shadow_arm := arms.shadow_arm(i)) is not None
-        )
-        result.score_seconds += secs
+        arms = assign_arms(events.entity_id, self.arms)
+        plans: list[tuple[_Variant, Arm, Any, Any]] = [
+            (self.champion, "champion", ~arms.challenger, arms.challenger),
+            (self.challenger, "challenger", arms.challenger, ~arms.challenger),
+        ]
+        live, shadow = Emitted(), Emitted()
+        for variant, arm, deciding, other in plans:
+            needed = deciding | (arms.shadow & other)
+            rows = np.flatnonzero(needed)
+            if not rows.size:
+                continue
+            sub = events.take(rows.tolist())
+            decided, parts, scored = self._run_variant(variant, arm, sub, result, deciding[rows])
+            live.extend(decided)
+            shadow_rows = np.flatnonzero(~deciding[rows]).tolist()
+            if shadow_rows:
+                shadow_parts = _take(parts, shadow_rows)
+                shadow.extend(
+                    self._emit(variant, arm, sub.take(shadow_rows), shadow_parts, True, scored)
+                )
+        result.live.extend(live)
+        result.shadow_out.extend(shadow)
 
     def _run_variant(
-        self, variant: _Variant, arm: str, events: list[Event], frame: pd.DataFrame
-    ) -> tuple[list[Decision], float]:
-        if not events:
-            return [], 0.0
+        self,
+        variant: _Variant,
+        arm: Arm,
+        events: EventColumns,
+        result: BatchResult,
+        live_mask: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[Emitted, DecisionColumns, Scored | None]:
+        """Score, decide and serialise ``events`` under ``variant``; the rows of
+        ``live_mask`` (all when None) are emitted as live decisions."""
         t0 = time.perf_counter()
-        scores, contributions = self._score(variant.model, frame)
-        secs = time.perf_counter() - t0
-        parts = decide_batch(
+        scored = self._score(variant, events)
+        result.score_seconds += time.perf_counter() - t0
+        parts = decide_columns(
             variant.policy,
-            frame,
-            scores,
-            contributions,
+            events.features,
+            events.entity_id,
+            scored.scores if scored is not None else None,
+            self._explainer(scored),
             self.spec.feature_names,
-            [e.entity_id for e in events],
         )
+        if live_mask is not None and not live_mask.all():
+            rows = np.flatnonzero(live_mask).tolist()
+            events, live_parts = events.take(rows), _take(parts, rows)
+        else:
+            live_parts = parts
+        emitted = self._emit(variant, arm, events, live_parts, False, scored)
+        return emitted, parts, scored
+
+    def _emit(
+        self,
+        variant: _Variant,
+        arm: Arm,
+        events: EventColumns,
+        parts: DecisionColumns,
+        shadow: bool,
+        scored: Scored | None,
+    ) -> Emitted:
         model = variant.model
-        decided = build_decisions(
+        decided_at = datetime.now(UTC)
+        values = encode_decisions(
             events,
             parts,
-            policy=variant.policy,
             model_name=model.name if model else self.model_name,
-            model_version=model.version if model and scores is not None else None,
-            arms=[arm] * len(events),  # type: ignore[list-item]
-            shadow=False,
-            decided_at=datetime.now(UTC),
+            model_version=model.version if model and scored is not None else None,
+            policy_name=variant.policy.name,
+            policy_version=variant.policy.version,
+            arms=arm,
+            shadow=shadow,
+            decided_at=decided_at,
+            reason_method=scored.method_used if scored is not None else None,
         )
-        return decided, secs
+        return Emitted(
+            keys=[e.encode() for e in events.entity_id],
+            values=values,
+            labels=[(d, arm) for d in parts.decision],
+            latency_ms=[(decided_at - t).total_seconds() * 1000.0 for t in events.event_time],
+        )
 
-    def _score(
-        self, model: ScoringModel | None, frame: pd.DataFrame
-    ) -> tuple[npt.NDArray[np.float64] | None, npt.NDArray[np.float64] | None]:
-        """Scores and contributions, or (None, None) when the model is absent, fails or is
-        too slow: the policy then takes its model-unavailable decision."""
+    def _score(self, variant: _Variant, events: EventColumns) -> Scored | None:
+        """The scored batch, or None when the model is absent, fails or is too slow: the
+        policy then takes its model-unavailable decision."""
+        model = variant.model
         if model is None:
-            return None, None
+            return None
+        method = variant.policy.reasons
 
-        def run() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-            return model.score_explain(frame)
+        def run() -> Scored:
+            return model.score_with_explainer(events.features, len(events), method)
 
-        future = self._pool.submit(run)
+        scored = self._call_model(run, "scoring")
+        if scored is None:
+            return None
+        if not np.all(np.isfinite(scored.scores)):
+            log.error("model returned non-finite scores; using the fallback")
+            return None
+        return scored
+
+    def _explainer(self, scored: Scored | None) -> Any:
+        if scored is None:
+            return None
+
+        def explain(rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+            out = self._call_model(lambda: scored.explain(rows), "explaining")
+            if out is None:  # no attribution: these rows get the band's reason instead
+                return np.zeros((len(rows), len(self.spec.feature_names)))
+            return out
+
+        return explain
+
+    def _call_model(self, fn: Callable[[], T], what: str) -> T | None:
+        """``fn()`` on the scoring thread, bounded by the scoring timeout; None on failure."""
+        future = self._pool.submit(fn)
         try:
-            scores, contributions = future.result(timeout=self.score_timeout_s)
+            return future.result(timeout=self.score_timeout_s)
         except cf.TimeoutError:
-            log.error("scoring timed out after %.1fs; using the fallback", self.score_timeout_s)
+            log.error("%s timed out after %.1fs; using the fallback", what, self.score_timeout_s)
             # the stuck thread keeps its slot: give later batches a fresh one
             self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
-            return None, None
         except Exception:
-            log.exception("scoring failed; using the fallback decision")
-            return None, None
-        if not np.all(np.isfinite(scores)):
-            log.error("model returned non-finite scores; using the fallback")
-            return None, None
-        return np.asarray(scores, dtype=np.float64), np.asarray(contributions, dtype=np.float64)
+            log.exception("%s failed; using the fallback", what)
+        return None
 
-    def _decide_one_by_one(
-        self,
-        events: list[Event],
-        sources: list[RawRecord],
-        result: BatchResult,
-    ) -> None:
-        for event, rec in zip(events, sources, strict=True):
-            try:
-                self._decide([event], result)
-            except Exception as exc:
-                result.dlq.append(dead_letter_of(rec, exc, "decide"))
+
+def _take(parts: DecisionColumns, rows: list[int]) -> DecisionColumns:
+    return DecisionColumns(
+        decision=[parts.decision[i] for i in rows],
+        score=[parts.score[i] for i in rows],
+        threshold=[parts.threshold[i] for i in rows],
+        reasons=[parts.reasons[i] for i in rows],
+        rule=[parts.rule[i] for i in rows],
+        segment=[parts.segment[i] for i in rows],
+        source=[parts.source[i] for i in rows],
+    )
 
 
 def dead_letter_of(rec: RawRecord, exc: BaseException, stage: Stage | None = None) -> DeadLetter:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,31 @@ class FakeModel:
         out = np.zeros((len(df), len(self.spec.feature_names)))
         out[:, self.spec.feature_names.index("Amount")] = scores
         return scores, out
+
+    def score_with_explainer(
+        self, features: Mapping[str, Sequence[Any]], n_rows: int, method: str | None = None
+    ) -> FakeScored:
+        """Scores of a column-wise batch; the Amount column explains all the risk."""
+        amounts = features.get("Amount", [None] * n_rows)
+        scores = self.score(pd.DataFrame({"Amount": pd.Series(amounts, dtype=object)}))
+        return FakeScored(scores, len(self.spec.feature_names), self.spec.feature_names)
+
+
+@dataclass
+class FakeScored:
+    """:class:`FakeModel`'s scored batch: contributions all on Amount (method ``fake``)."""
+
+    scores: npt.NDArray[np.float64]
+    n_features: int
+    feature_names: list[str]
+    method_used: str | None = None
+
+    def explain(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """Contributions of ``rows``."""
+        self.method_used = "fake"
+        out = np.zeros((len(rows), self.n_features))
+        out[:, self.feature_names.index("Amount")] = self.scores[np.asarray(rows, dtype=np.intp)]
+        return out
 
 
 def valid_event(i: int, amount: float = 1000.0) -> dict[str, object]:

@@ -1,10 +1,14 @@
 """``hgb``: scikit-learn HistGradientBoostingClassifier on ``[numeric | category codes]``.
 
 Categorical columns use HGB's native categorical support (the encoder's vocabulary indices).
-Contributions are baseline-replacement occlusion in log-odds: for each raw feature f,
-``decision(x) - decision(x with f's columns set to the training baseline)``, where the baseline
-is 0 for standardised numeric columns (the training mean) and the training mode for categories;
-one vectorised forward over the whole batch per feature.
+Contributions (log-odds, per raw feature):
+
+* ``tree_path`` (default): Saabas path attribution over the fitted trees
+  (:mod:`models.families.tree_paths`); with :meth:`HGBFamily.expected_logit` they add up to the
+  model's log-odds exactly (up to rounding);
+* ``occlusion``: ``decision(x) - decision(x with f's columns set to the training baseline)``,
+  where the baseline is 0 for standardised numeric columns (the training mean) and the training
+  mode for categories; one forward over the whole batch per feature.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from models.encoding import EncodedBatch
 from models.families.skops_io import dump_estimator, load_estimator
+from models.families.tree_paths import TreePaths
 from models.family import ModelFamily
 
 __all__ = ["HGBFamily"]
@@ -50,7 +55,10 @@ class HGBFamily(ModelFamily):
         for leaf in (20, 50)
     ]
 
+    explain_methods: ClassVar[tuple[str, ...]] = ("tree_path", "occlusion")
+
     model: HistGradientBoostingClassifier | None = None
+    _paths: TreePaths | None = None
 
     def _design(self, batch: EncodedBatch) -> npt.NDArray[np.float64]:
         return np.hstack([batch.numeric, batch.categorical]).astype(np.float64)
@@ -85,6 +93,7 @@ class HGBFamily(ModelFamily):
             random_state=self.seed,
         )
         self.model.fit(self._design(train), y)
+        self._paths = None
         self.fit_info = {"n_iter": int(self.model.n_iter_)}
         return self
 
@@ -96,7 +105,23 @@ class HGBFamily(ModelFamily):
         proba = self._fitted().predict_proba(self._design(batch))[:, 1]
         return np.asarray(proba, dtype=np.float64)
 
-    def contributions(self, batch: EncodedBatch) -> npt.NDArray[np.float64]:
+    def _tree_paths(self) -> TreePaths:
+        if self._paths is None:
+            enc = self.encoder
+            groups = np.concatenate([enc.numeric_groups, enc.categorical_groups])
+            self._paths = TreePaths.from_model(self._fitted(), groups, len(enc.spec.columns))
+        return self._paths
+
+    def expected_logit(self) -> float:
+        """The log-odds ``tree_path`` contributions start from (the trees' expected value)."""
+        return self._tree_paths().expected_value
+
+    def _explain(self, batch: EncodedBatch, method: str) -> npt.NDArray[np.float64]:
+        if method == "tree_path":
+            return self._tree_paths().contributions(self._design(batch))
+        return self._occlusion(batch)
+
+    def _occlusion(self, batch: EncodedBatch) -> npt.NDArray[np.float64]:
         """Baseline-replacement occlusion per raw feature (log-odds), one forward per feature."""
         x = self._design(batch)
         base_score = self._logit(x)
@@ -124,3 +149,4 @@ class HGBFamily(ModelFamily):
         if not isinstance(model, HistGradientBoostingClassifier):
             raise TypeError(f"{_MODEL_FILE} does not hold a HistGradientBoostingClassifier")
         self.model = model
+        self._paths = None

@@ -1,8 +1,8 @@
 """``logreg``: scikit-learn LogisticRegression on ``[standardised numeric | one-hot]``.
 
-Contributions: ``coef_j * z_j`` summed per raw feature, where ``z`` is the design matrix after
-the pipeline's StandardScaler (so 0 is the training average): the log-odds each feature adds
-relative to an average applicant.
+Contributions (method ``linear``, whatever is asked): ``coef_j * z_j`` summed per raw feature,
+where ``z`` is the design matrix after the pipeline's StandardScaler (so 0 is the training
+average): the log-odds each feature adds relative to an average applicant, exactly.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class LogRegFamily(ModelFamily):
         {"C": c} for c in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
     ]
 
+    explain_methods: ClassVar[tuple[str, ...]] = ("linear",)
+
     pipeline: Pipeline | None = None
 
     def _design(self, batch: EncodedBatch) -> npt.NDArray[np.float32]:
@@ -68,8 +70,8 @@ class LogRegFamily(ModelFamily):
         proba = self._fitted().predict_proba(self._design(batch))[:, 1]
         return np.asarray(proba, dtype=np.float64)
 
-    def contributions(self, batch: EncodedBatch) -> npt.NDArray[np.float64]:
-        """``coef * standardised value`` summed per raw feature (log-odds)."""
+    def _explain(self, batch: EncodedBatch, method: str) -> npt.NDArray[np.float64]:
+        """``coef * standardised value`` summed per raw feature (log-odds): exact, ``linear``."""
         pipe = self._fitted()
         z = pipe.named_steps["scale"].transform(self._design(batch))
         coef = pipe.named_steps["clf"].coef_[0]

@@ -4,10 +4,14 @@ Training: AdamW on binary cross-entropy, mini-batches shuffled by a seeded gener
 stopping on validation loss (best weights restored), deterministic algorithms switched on for
 the duration of ``fit``. Runs on cuda when available unless a device is given.
 
-Contributions: integrated gradients in log-odds space from the baseline "average applicant"
-(standardised numeric = 0, each category at its training mode), attributions summed per raw
-feature (embedding dimensions go to their column). Per row they add up to
-``logit(x) - logit(baseline)`` up to the Riemann-sum error of ``ig_steps`` steps.
+Contributions, in log-odds space from the baseline "average applicant" (standardised numeric = 0,
+each category at its training mode), attributions on the dense input ``[numeric | embeddings]``
+summed per raw feature (embedding dimensions go to their column):
+
+* ``integrated_gradients`` (default): per row they add up to ``logit(x) - logit(baseline)`` up to
+  the Riemann-sum error of ``ig_steps`` steps; ``ig_steps`` forwards and backwards per row;
+* ``gradient_x_input``: the logit's gradient at x times ``x - baseline``; one forward and
+  backward per row (~8x cheaper on one CPU thread), a first-order approximation of the above.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ class TorchMLP(ModelFamily):
     """PyTorch MLP with categorical embeddings (see module docstring)."""
 
     name: ClassVar[str] = "torch_mlp"
+    explain_methods: ClassVar[tuple[str, ...]] = ("integrated_gradients", "gradient_x_input")
     default_params: ClassVar[dict[str, Any]] = {
         "hidden": 64,
         "depth": 2,
@@ -259,11 +264,10 @@ class TorchMLP(ModelFamily):
         proba = torch.sigmoid(self._logits(batch).double())
         return np.asarray(proba.cpu().numpy(), dtype=np.float64)
 
-    def contributions(self, batch: EncodedBatch) -> npt.NDArray[np.float64]:
-        """Integrated gradients (log-odds) summed per raw feature, shape (n_rows, n_features)."""
+    def _explain(self, batch: EncodedBatch, method: str) -> npt.NDArray[np.float64]:
+        """Integrated gradients or gradient x input (log-odds) summed per raw feature."""
         net = self._fitted()
         net.eval()
-        steps = int(self.params["ig_steps"])
         num, cat = self._tensors(batch)
         with torch.no_grad():
             dense = net.dense_input(num, cat)
@@ -276,6 +280,17 @@ class TorchMLP(ModelFamily):
                 np.repeat(batch.categorical_groups, net.embedding_dims).astype(np.int64),
             ]
         )
+        if method == "integrated_gradients":
+            attr = self._integrated_gradients(net, dense, baseline)
+        else:
+            attr = self._gradient_x_input(net, dense, baseline)
+        return group_sum(attr.double().cpu().numpy(), groups, batch.n_features)
+
+    def _integrated_gradients(
+        self, net: MLPNet, dense: torch.Tensor, baseline: torch.Tensor
+    ) -> torch.Tensor:
+        """Riemann-sum (midpoint) IG over ``ig_steps`` steps per row, on the dense input."""
+        steps = int(self.params["ig_steps"])
         alphas = (torch.arange(steps, device=self._device, dtype=dense.dtype) + 0.5) / steps
         rows_per_chunk = max(1, 262144 // steps)
         attributions = []
@@ -288,10 +303,18 @@ class TorchMLP(ModelFamily):
             (grad,) = torch.autograd.grad(out, path)
             avg_grad = grad.reshape(steps, x.shape[0], x.shape[1]).mean(dim=0)
             attributions.append((delta * avg_grad).detach())
-        if not attributions:
-            return np.zeros((0, batch.n_features), dtype=np.float64)
-        attr = torch.cat(attributions).double().cpu().numpy()
-        return group_sum(attr, groups, batch.n_features)
+        return torch.cat(attributions)
+
+    def _gradient_x_input(
+        self, net: MLPNet, dense: torch.Tensor, baseline: torch.Tensor
+    ) -> torch.Tensor:
+        """``d logit / d dense (x) * (x - baseline)``: one forward and backward per row."""
+        attributions = []
+        for s in range(0, dense.shape[0], _PREDICT_CHUNK):
+            x = dense[s : s + _PREDICT_CHUNK].clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(net.forward_dense(x).sum(), x)
+            attributions.append(((x.detach() - baseline) * grad).detach())
+        return torch.cat(attributions)
 
     # ------------------------------------------------------------- persistence
     def _save_model(self, directory: Path) -> list[str]:

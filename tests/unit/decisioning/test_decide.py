@@ -277,9 +277,10 @@ def test_end_to_end_with_shipped_policy_and_records() -> None:
         "feature_names": names,
     }
     records = build_decisions(events, parts, arms=["champion"] * 5, **common)
-    assert records[0].reasons[0].code == "R01"
+    assert [r.code for r in records[0].reasons] == [SCORE_BAND]  # explain_only: review, decline
+    assert records[4].reasons[0].code == "R01"
     assert records[0].latency_ms == pytest.approx(15.0)
-    assert records[0].policy_version == "1" and records[0].segment is None
+    assert records[0].policy_version == "1.1" and records[0].segment is None
     assert records[4].segment == "renters"
     # the hash covers the named features only: Home does not change it
     other = events[0].model_copy(update={"features": {**events[0].features, "Home": "rent"}})
