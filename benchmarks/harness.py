@@ -437,7 +437,8 @@ class Run:
         return child
 
     def start_worker(self, name: str, env: dict[str, str]) -> Child:
-        """A real decision worker: ``celery ... worker --pool=solo --decide``."""
+        """A real decision worker: ``decisionflow worker`` (Celery, pool solo, the decide
+        loop on the client named by ``DECISIONFLOW_KAFKA_CLIENT`` in ``env``)."""
         queue = self.name(f"q-{name}")
         self.queues.append(queue)
         return self.start(name, worker_command(name, queue), env)

@@ -59,20 +59,14 @@ def _runtime() -> tuple[Any, Any]:
 @app.task(name=TASK)  # type: ignore[untyped-decorator]
 def decide_one(value_b64: str, key: str | None, topic: str, partition: int, offset: int) -> None:
     """Decide one event and send its decision (or dead letter) to Kafka."""
-    from workers.engine import RawRecord
+    from workers.kafka_client import RawRecord
 
     engine, producer = _runtime()
     rec = RawRecord(
         topic, partition, offset, key.encode() if key else None, base64.b64decode(value_b64)
     )
-    result = engine.process([rec])
-    topics = _settings.topics
-    for d in result.decisions:
-        producer.send(
-            topics.decisions, key=d.entity_id.encode(), value=d.model_dump_json().encode()
-        )
-    for dl in result.dlq:
-        producer.send(topics.dlq, key=rec.key, value=dl.model_dump_json().encode())
+    for out_topic, out_key, value in engine.process([rec]).records(_settings.topics):
+        producer.send(out_topic, key=out_key, value=value)
 
 
 def dispatch(queue: str, stop: threading.Event) -> int:

@@ -2,7 +2,8 @@
 
 ``py-spy record --format raw`` writes one line per distinct stack: ``frame;frame;... count``
 (root first). Each sample is charged to the deepest frame that names a stage of the
-decision path (see :data:`STAGES`); samples naming none are ``other``.
+decision path (see :data:`STAGES`, which names frames of both Kafka clients and of both the
+per-event and the column-wise engine code); samples naming none are ``other``.
 """
 
 from __future__ import annotations
@@ -14,25 +15,37 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STAGES", "fold_stacks", "record"]
+__all__ = ["STAGES", "fold_stacks", "record", "stage_seconds"]
 
 # (stage, substring of a py-spy frame "function (file:line)"); order does not matter: the
 # deepest matching frame of a stack wins.
 STAGES: list[tuple[str, str]] = [
     ("kafka consume (poll/fetch)", "poll (kafka/consumer/group.py"),
     ("kafka consume (poll/fetch)", "consume (confluent"),
+    ("kafka consume (poll/fetch)", "poll (workers/kafka_confluent.py"),
+    ("kafka consume (poll/fetch)", "poll (workers/kafka_python.py"),
     ("parse + validate events", "_parse (workers/engine.py"),
+    ("parse + validate events", "(decisioning/batch_decode.py"),
+    ("parse + validate events", "(decisioning/validation.py"),
     ("features frame", "features_from_records (models/data.py"),
-    ("model score (encode + forward)", "score (models/registry.py"),
-    ("model explain (integrated gradients)", "explain (models/registry.py"),
+    ("model encode", "(models/encoding.py"),
+    ("model forward", "predict_proba ("),
+    ("model explain (reason contributions)", "explain (models/registry.py"),
+    ("model explain (reason contributions)", "_explain (models/families/"),
+    ("model explain (reason contributions)", "contributions (models/"),
     ("policy decide", "decide_batch (decisioning/decide.py"),
+    ("policy decide", "decide_columns (decisioning/decide.py"),
     ("build decision records", "build_decisions (decisioning/assemble.py"),
-    ("serialise decisions (pydantic JSON)", "model_dump_json ("),
+    ("serialise decisions (JSON)", "model_dump_json ("),
+    ("serialise decisions (JSON)", "(decisioning/decision_encode.py"),
+    ("serialise decisions (JSON)", "encode_record (decisioning/contracts.py"),
     ("kafka produce (send)", "send (kafka/producer/kafka.py"),
+    ("kafka produce (send)", "send (workers/kafka_confluent.py"),
     ("kafka record batches + crc32c (pure Python)", "(kafka/record/"),
-    ("kafka transaction (offsets + commit)", "send_offsets_to_transaction ("),
-    ("kafka transaction (offsets + commit)", "commit_transaction ("),
-    ("kafka transaction (offsets + commit)", "begin_transaction ("),
+    ("kafka transaction (flush + offsets + commit)", "send_offsets_to_transaction ("),
+    ("kafka transaction (flush + offsets + commit)", "commit_transaction ("),
+    ("kafka transaction (flush + offsets + commit)", "begin_transaction ("),
+    ("kafka transaction (flush + offsets + commit)", "flush (workers/kafka_"),
     ("kafka client network thread", "_run_once (kafka/producer/sender.py"),
     ("kafka client network thread", "(kafka/net/"),
     ("kafka client network thread", "(kafka/client_async.py"),
@@ -87,4 +100,14 @@ def record(pid: int, seconds: float, out: Path, rate: int = 100) -> dict[str, An
         return {"error": f"py-spy failed ({proc.returncode}): {proc.stderr[-500:]}"}
     folded = fold_stacks(out.read_text())
     folded["raw_file"] = str(out)
+    folded["rate_hz"] = rate
     return folded
+
+
+def stage_seconds(profile: dict[str, Any]) -> dict[str, float]:
+    """Python thread-seconds per stage of a folded profile (samples / sampling rate), for
+    a per-event figure once divided by the events decided while it sampled."""
+    samples, rate = profile.get("samples", 0), profile.get("rate_hz")
+    if not samples or not rate:
+        return {}
+    return {k: pct / 100.0 * samples / rate for k, pct in profile.get("stages", {}).items()}

@@ -1,130 +1,60 @@
-"""Ratios, targets and the Markdown report of a benchmark result (pure functions, no I/O).
+"""The Markdown report of a benchmark result (pure functions, no I/O).
 
 A result is the JSON object ``benchmarks.run`` writes; every section is optional so a partial
-run (``--only``) still renders. Targets (issue 9):
-
-* end to end >= 70 % of the ceiling with exactly-once, per client backend;
-* >= 30x the per-event Celery peer;
-* p99 end-to-end latency <= max_wait + 50 ms at 50 % of the maximum sustainable rate;
-* worker RSS growth < 10 % across the run.
+run (``--only``) still renders. The verdict rules live in :mod:`benchmarks.targets` (their
+public names are re-exported here); only a full run prints verdicts.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TARGETS", "evaluate_targets", "markdown", "ratio"]
+from benchmarks.profile import stage_seconds
+from benchmarks.targets import (
+    TARGETS,
+    ceiling_rate,
+    ceilings_text,
+    client_choice,
+    client_choice_line,
+    draws_verdict,
+    evaluate_targets,
+    fmt,
+    no_verdict_line,
+    rate,
+    ratio,
+    verdicts,
+)
 
-TARGETS = {
-    "e2e_vs_ceiling": 0.70,
-    "vs_peer": 30.0,
-    "p99_slack_ms": 50.0,
-    "rss_growth": 0.10,
-}
-
-
-def ratio(num: float | None, den: float | None) -> float | None:
-    """``num / den``; None when either is missing, not finite or ``den`` is zero."""
-    if num is None or den is None:
-        return None
-    if not (math.isfinite(num) and math.isfinite(den)) or den == 0:
-        return None
-    return num / den
-
-
-def _rate(section: dict[str, Any] | None) -> float | None:
-    if not section or "rate" not in section:
-        return None
-    return float(section["rate"])
-
-
-def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per target: what was compared, the measured value, the bound and whether met.
-
-    ``met`` is None when the inputs are missing (the row still says what is missing).
-    """
-    rows: list[dict[str, Any]] = []
-    ceiling = res.get("ceiling", {})
-    e2e = res.get("e2e", {})
-    target = TARGETS["e2e_vs_ceiling"]
-    pairs = [
-        ("kafka-python", "worker_1", "e2e, real worker (kafka-python, 1 worker)"),
-        ("kafka-python", "loop_kafka-python", "e2e, adapter loop (kafka-python, 1 process)"),
-        ("confluent", "loop_confluent", "e2e, adapter loop (confluent-kafka, 1 process)"),
-    ]
-    for backend, key, label in pairs:
-        den = _rate(ceiling.get(f"{backend}_eos"))
-        r = ratio(_rate(e2e.get(key)), den)
-        rows.append(
-            {
-                "target": f"{label} / ceiling ({backend}, EOS)",
-                "value": r,
-                "bound": f">= {target:.0%}",
-                "met": None if r is None else r >= target,
-                "unit": "ratio",
-            }
-        )
-    peer = _rate(res.get("peer"))
-    for key, label in (("worker_1", "1 worker"), ("worker_2", "2 workers")):
-        r = ratio(_rate(e2e.get(key)), peer)
-        rows.append(
-            {
-                "target": f"e2e ({label}) / per-event Celery peer",
-                "value": r,
-                "bound": f">= {TARGETS['vs_peer']:.0f}x",
-                "met": None if r is None else r >= TARGETS["vs_peer"],
-                "unit": "x",
-            }
-        )
-    lat = res.get("latency_50")
-    if lat:
-        budget = float(lat["max_wait_ms"]) + TARGETS["p99_slack_ms"]
-        p99 = lat.get("p99")
-        ok = p99 is not None and math.isfinite(p99)
-        rows.append(
-            {
-                "target": "p99 e2e latency at 50 % of max rate",
-                "value": p99,
-                "bound": f"<= {budget:.0f} ms",
-                "met": (p99 <= budget) if ok else None,
-                "unit": "ms",
-            }
-        )
-    for m in res.get("memory", []):
-        growth = ratio(m.get("rss_end_mib"), m.get("rss_start_mib"))
-        g = None if growth is None else growth - 1.0
-        rows.append(
-            {
-                "target": f"RSS growth, {m['name']}",
-                "value": g,
-                "bound": f"< {TARGETS['rss_growth']:.0%}",
-                "met": None if g is None else g < TARGETS["rss_growth"],
-                "unit": "ratio",
-            }
-        )
-    return rows
+__all__ = [
+    "TARGETS",
+    "client_choice",
+    "draws_verdict",
+    "evaluate_targets",
+    "markdown",
+    "no_verdict_line",
+    "per_event_us",
+    "ratio",
+    "stage_grid",
+    "verdicts",
+]
 
 
-# --------------------------------------------------------------------------- markdown
+def per_event_us(seconds: Mapping[str, float], events: float) -> dict[str, float]:
+    """``{stage: µs per event}`` from ``{stage: seconds}`` spent on ``events`` events."""
+    if events <= 0:
+        return {}
+    return {k: v / events * 1e6 for k, v in seconds.items()}
 
 
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "n/a"
-    if unit == "ratio":
-        return f"{value:.0%}" if abs(value) >= 0.01 else f"{value:.1%}"
-    if unit == "x":
-        return f"{value:.1f}x"
-    if unit == "ms":
-        return f"{value:.0f} ms"
-    if unit == "rate":
-        return f"{value:,.0f}"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
+def stage_grid(columns: Sequence[Mapping[str, float]], unit: str = "us") -> list[list[str]]:
+    """Rows ``[stage, one cell per column]`` over the union of the columns' stages, in
+    first-seen order: generic over whatever stages an engine reports (blank: not in that
+    column)."""
+    stages: list[str] = []
+    for col in columns:
+        stages += [s for s in col if s not in stages]
+    return [[s, *(fmt(col[s], unit) if s in col else "" for col in columns)] for s in stages]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -137,8 +67,7 @@ def _met(met: bool | None) -> str:
     return {True: "met", False: "**missed**", None: "not measured"}[met]
 
 
-def markdown(res: dict[str, Any]) -> str:
-    """The whole report as Markdown (headline targets first)."""
+def _head(res: dict[str, Any]) -> list[str]:
     meta = res.get("meta", {})
     lines = ["## Results", ""]
     if meta:
@@ -149,143 +78,229 @@ def markdown(res: dict[str, Any]) -> str:
             f"- load average before / after: {meta.get('uptime_before', '?')} / "
             f"{meta.get('uptime_after', '?')}",
             f"- sizes: {meta.get('sizes', {})}",
+            f"- wall time: {meta.get('wall_seconds', '?')} s",
             "",
         ]
     lines += ["### Targets", ""]
-    lines += _table(
-        ["target", "measured", "bound", "verdict"],
-        [
-            [r["target"], _fmt(r["value"], r["unit"]), r["bound"], _met(r["met"])]
-            for r in evaluate_targets(res)
-        ],
-    )
-    lines += ["", "### Throughput (events in -> committed outputs)", ""]
-    ceiling = res.get("ceiling", {})
-    e2e = res.get("e2e", {})
-    ref = _rate(ceiling.get("kafka-python_eos"))
+    if draws_verdict(res):
+        lines += _table(
+            ["target", "measured", "bound", "beside it (this run)", "verdict"],
+            [
+                [r["target"], fmt(r["value"], r["unit"]), r["bound"], r["context"], _met(r["met"])]
+                for r in verdicts(res)
+            ],
+        )
+    else:
+        lines += [no_verdict_line(res)]
+    lines += ["", client_choice_line(res), ""]
+    if errors := res.get("errors"):
+        lines += [f"- phase `{k}` failed: {v}" for k, v in errors.items()] + [""]
+    return lines
+
+
+def _throughput(res: dict[str, Any]) -> list[str]:
+    lines = ["### Throughput (events in -> committed decisions)", "", ceilings_text(res) + ".", ""]
     rows = []
-    for group, section in (("ceiling", ceiling), ("e2e", e2e)):
-        for key, item in section.items():
-            backend = item.get("backend", "")
-            own = _rate(ceiling.get(f"{backend}_eos"))
+    for group in ("ceiling", "workers"):
+        for key, item in res.get(group, {}).items():
+            client = item.get("client", "")
+            own = ceiling_rate(res, client)
             rows.append(
                 [
-                    f"{group}: {item.get('label', key)}",
+                    item.get("label", f"{group}: {key}"),
                     str(item.get("events", "")),
-                    _fmt(item.get("seconds")),
-                    _fmt(_rate(item), "rate"),
-                    _fmt(ratio(_rate(item), own), "ratio"),
-                    _fmt(ratio(_rate(item), ref), "ratio"),
+                    fmt(item.get("seconds")),
+                    fmt(rate(item), "rate"),
+                    fmt(own, "rate"),
+                    fmt(ratio(rate(item), own), "ratio"),
                 ]
             )
-    if res.get("peer"):
-        p = res["peer"]
+    if p := res.get("peer"):
         rows.append(
             [
-                f"peer: {p.get('label', 'per-event Celery task')}",
+                p.get("label", "per-event Celery peer"),
                 str(p.get("events", "")),
-                _fmt(p.get("seconds")),
-                _fmt(_rate(p), "rate"),
+                fmt(p.get("seconds")),
+                fmt(rate(p), "rate"),
                 "",
-                _fmt(ratio(_rate(p), ref), "ratio"),
+                "",
             ]
         )
+    header = ["configuration", "events", "s", "events/s", "own-client EOS ceiling", "share"]
+    return [*lines, *_table(header, rows)]
+
+
+def _latency(res: dict[str, Any]) -> list[str]:
+    lat = res.get("latency") or {}
+    points = lat.get("points", [])
+    if not points:
+        return []
+    lines = ["", f"### Latency by load (1 worker, {lat.get('client', '?')})", ""]
+    lines += [
+        f"Open-loop producer at a share of the measured 1-worker maximum "
+        f"{fmt(lat.get('max_rate'), 'rate')} events/s ({lat.get('config', '')}); latency = "
+        f"decision read by a read_committed consumer - the event's scheduled send time. "
+        f"{ceilings_text(res)}.",
+        "",
+    ]
     lines += _table(
-        ["configuration", "events", "s", "events/s", "vs own-backend EOS ceiling",
-         "vs kafka-python EOS ceiling"],
-        rows,
+        ["load", "target events/s", "achieved", "events", "p50", "p99", "max"],
+        [
+            [
+                f"{p.get('load_pct')} %",
+                fmt(p.get("target_rate"), "rate"),
+                fmt(p.get("achieved_rate"), "rate"),
+                str(p.get("events", "")),
+                fmt(p.get("p50"), "ms"),
+                fmt(p.get("p99"), "ms"),
+                fmt(p.get("max"), "ms"),
+            ]
+            for p in points
+        ],
+    )
+    with_stages = [p for p in points if p.get("stages")]
+    if with_stages:
+        lines += ["", "Where a batch's time goes (worker stage histogram, mean ms per batch):", ""]
+        cols = [{s["stage"]: s["mean_ms"] for s in p["stages"]} for p in with_stages]
+        header = ["stage", *(f"{p['load_pct']} %" for p in with_stages)]
+        lines += _table(header, stage_grid(cols, "ms1"))
+    return lines
+
+
+def _sweep(res: dict[str, Any]) -> list[str]:
+    sweep = res.get("sweep") or {}
+    points = sweep.get("points", [])
+    if not points:
+        return []
+    lines = ["", f"### Sweep (1 worker, {sweep.get('client', '?')})", ""]
+    lines += [
+        f"Throughput from a burst; latency at a fixed open-loop rate of "
+        f"{fmt(sweep.get('load_rate'), 'rate')} events/s for every point. "
+        f"{ceilings_text(res)}.",
+        "",
+    ]
+    lines += _table(
+        ["max_batch", "max_wait_ms", "transaction_max_events", "events/s", "p50", "p99",
+         "achieved rate", "note"],
+        [
+            [
+                str(p["batch"]), str(p["wait_ms"]), str(p.get("txn_max_events", 0)),
+                fmt(p.get("rate"), "rate"), fmt(p.get("p50"), "ms"), fmt(p.get("p99"), "ms"),
+                fmt(p.get("achieved_rate"), "rate"), p.get("note", ""),
+            ]
+            for p in points
+        ],
     )  # fmt: skip
-    if res.get("sweep"):
-        lines += ["", "### Batch size / max wait sweep (real worker, 1 process)", ""]
-        sweep_rate = res["sweep"][0].get("load_rate")
-        lines += [
-            f"Throughput from a burst; latency at a fixed open-loop rate of "
-            f"{_fmt(sweep_rate, 'rate')} events/s for every point.",
-            "",
-        ]
-        lines += _table(
-            ["max_batch", "max_wait_ms", "events/s", "p50 ms", "p99 ms", "achieved rate"],
+    return lines
+
+
+def _soak(res: dict[str, Any]) -> list[str]:
+    soak = res.get("soak") or {}
+    samples = soak.get("samples", [])
+    if not samples:
+        return []
+    lines = ["", "### Soak (worker RSS over time)", ""]
+    lines += [
+        f"1 worker ({soak.get('client', '?')}) for {fmt(soak.get('seconds'), 'rate')} s at "
+        f"{fmt(soak.get('target_rate'), 'rate')} events/s (achieved "
+        f"{fmt(soak.get('achieved_rate'), 'rate')}) = 50 % of "
+        f"{fmt(soak.get('max_rate'), 'rate')} events/s; RSS every "
+        f"{fmt(soak.get('tick_s'), 'rate')} s after a warm-up burst.",
+        "",
+    ]
+    lines += _table(
+        ["t (s)", "RSS MiB", "events sent", "backlog"],
+        [
             [
-                [
-                    str(s["batch"]),
-                    str(s["wait_ms"]),
-                    _fmt(s.get("rate"), "rate"),
-                    _fmt(s.get("p50"), "ms"),
-                    _fmt(s.get("p99"), "ms"),
-                    _fmt(s.get("achieved_rate"), "rate"),
-                ]
-                for s in res["sweep"]
-            ],
-        )
-    for pct in (50, 25):
-        if not (lat := res.get(f"latency_{pct}")):
-            continue
-        lines += ["", f"### Latency at {pct} % of the maximum sustainable rate", ""]
-        lines += [
-            f"Open-loop producer at {_fmt(lat.get('target_rate'), 'rate')} events/s "
-            f"(achieved {_fmt(lat.get('achieved_rate'), 'rate')}) = {pct} % of "
-            f"{_fmt(lat.get('max_rate'), 'rate')} events/s ({lat.get('config', '')}); "
-            f"{lat.get('events')} events; p50 {_fmt(lat.get('p50'), 'ms')}, "
-            f"p99 {_fmt(lat.get('p99'), 'ms')}, max {_fmt(lat.get('max'), 'ms')}; "
-            f"latency = committed decision read (read_committed) - scheduled send time.",
-        ]
-        if stages := lat.get("stages"):
-            lines += ["", "Where a batch's time goes at that load (worker stage histogram):", ""]
-            lines += _table(
-                ["stage", "batches", "mean ms", "p99 <= ms"],
-                [
-                    [s["stage"], str(s["batches"]), f"{s['mean_ms']:.1f}", f"{s['p99_le_ms']:g}"]
-                    for s in stages
-                ],
-            )
-    if sc := res.get("scoring"):
-        dev = sc.get("device", {})
-        lines += ["", "### Scoring micro-benchmark (rows/s)", ""]
-        lines += [
-            f"Model family `{sc.get('family')}` on {dev.get('device')}"
-            + (f" ({dev['cuda']})" if dev.get("cuda") else f" ({dev.get('name', '')})")
-            + ".",
-            "",
-        ]
-        lines += _table(
-            ["batch", "bare torch", "score", "score + explain", "engine", "engine + JSON",
-             "engine / bare"],
+                f"{s.get('t_s', 0):.0f}",
+                " / ".join(f"{v:.1f}" for v in s.get("rss_mib", [])),
+                str(s.get("sent", "")),
+                str(s.get("backlog", "")),
+            ]
+            for s in samples
+        ],
+    )
+    return lines
+
+
+def _engine(res: dict[str, Any]) -> list[str]:
+    sc = res.get("scoring") or {}
+    rows = sc.get("rows", [])
+    if not rows:
+        return []
+    dev = sc.get("device", {})
+    lines = ["", "### Engine stages in-process (µs per event)", ""]
+    where = f" ({dev['cuda']})" if dev.get("cuda") else f" ({dev.get('name', '')})"
+    lines += [
+        f"Model family `{sc.get('family')}` on {dev.get('device')}{where}; each stage timed "
+        f"on its own inputs, no Kafka; columns are batch sizes.",
+        "",
+    ]
+    cols = [per_event_us(r.get("seconds", {}), r["batch"]) for r in rows]
+    lines += _table(["stage", *(str(r["batch"]) for r in rows)], stage_grid(cols))
+    errors = {k: v for r in rows for k, v in r.get("errors", {}).items()}
+    lines += [f"- `{k}` not timed: {v}" for k, v in errors.items()]
+    return lines
+
+
+def _reasons(res: dict[str, Any]) -> list[str]:
+    r = res.get("reasons")
+    if not r:
+        return []
+    a, b = r.get("methods", ["?", "?"])
+    used = r.get("methods_used", [a, b])
+    note = "" if list(used) == [a, b] else f" (methods that ran: {used[0]}, {used[1]})"
+    return [
+        "",
+        "### Reason-method agreement",
+        "",
+        f"Top-{r.get('k')} reason features equal in {fmt(r.get('agreement'), 'ratio')} of "
+        f"{r.get('rows')} credit_data rows, `{a}` vs `{b}`{note} (torch_mlp champion; "
+        f"{r.get('seconds')} s each).",
+    ]
+
+
+def _memory(res: dict[str, Any]) -> list[str]:
+    if not res.get("memory"):
+        return []
+    lines = ["", "### Worker memory per phase (RSS; the verdict is the soak's)", ""]
+    return lines + _table(
+        ["process", "start MiB", "end MiB", "growth", "events handled"],
+        [
             [
-                [
-                    str(r["batch"]),
-                    _fmt(r["bare_torch"], "rate"),
-                    _fmt(r["score"], "rate"),
-                    _fmt(r["score_explain"], "rate"),
-                    _fmt(r["engine"], "rate"),
-                    _fmt(r["engine_serialise"], "rate"),
-                    _fmt(ratio(r["engine"], r["bare_torch"]), "ratio"),
-                ]
-                for r in sc.get("rows", [])
-            ],
-        )  # fmt: skip
-    if res.get("memory"):
-        lines += ["", "### Worker memory (RSS)", ""]
-        lines += _table(
-            ["process", "start MiB", "end MiB", "growth", "events handled"],
-            [
-                [
-                    m["name"],
-                    _fmt(m.get("rss_start_mib")),
-                    _fmt(m.get("rss_end_mib")),
-                    _fmt(
-                        (ratio(m.get("rss_end_mib"), m.get("rss_start_mib")) or 1.0) - 1.0,
-                        "ratio",
-                    ),
-                    str(m.get("events", "")),
-                ]
-                for m in res["memory"]
-            ],
-        )
-    if (prof := res.get("profile")) and prof.get("stages"):
-        lines += ["", "### Where the time goes (py-spy, real worker under burst load)", ""]
-        lines += [f"{prof.get('samples')} samples over {prof.get('seconds', '?')} s.", ""]
-        lines += _table(
-            ["stage", "% of samples"],
-            [[k, f"{v:.1f}"] for k, v in prof["stages"].items()],
-        )
+                m["name"],
+                fmt(m.get("rss_start_mib")),
+                fmt(m.get("rss_end_mib")),
+                fmt((ratio(m.get("rss_end_mib"), m.get("rss_start_mib")) or 1.0) - 1.0, "ratio"),
+                str(m.get("events", "")),
+            ]
+            for m in res["memory"]
+        ],
+    )
+
+
+def _profile(res: dict[str, Any]) -> list[str]:
+    prof = res.get("profile") or {}
+    if not prof.get("stages"):
+        return []
+    events = float(prof.get("events") or 0)
+    us = per_event_us(stage_seconds(prof), events)
+    lines = ["", "### Where the time goes (py-spy, real worker under burst load)", ""]
+    lines += [
+        f"{prof.get('samples')} samples of active Python threads over {prof.get('seconds', '?')}"
+        f" s, {prof.get('events', '?')} events decided meanwhile ({prof.get('client', '?')}); "
+        f"µs = Python thread time per event.",
+        "",
+    ]
+    return lines + _table(
+        ["stage", "% of samples", "µs per event"],
+        [[k, f"{v:.1f}", fmt(us.get(k), "us")] for k, v in prof["stages"].items()],
+    )
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The whole report as Markdown (targets first)."""
+    lines = _head(res) + _throughput(res)
+    for section in (_latency, _sweep, _soak, _engine, _reasons, _memory, _profile):
+        lines += section(res)
     return "\n".join(lines) + "\n"

@@ -1,37 +1,32 @@
-"""Scoring micro-benchmark: rows/s by batch size, in this process, no Kafka.
+"""In-process engine stages: seconds per batch of each stage, by batch size, no Kafka.
 
-For each batch size it times, on the model's device (cuda when torch sees one, else cpu):
+The result is generic: per batch size a dict ``stage name -> seconds per batch`` (the report
+prints µs per event per stage, whatever the stages are). :func:`engine_stages` is the one
+place that knows the engine's steps: a new engine (a columnar one, say) plugs in by returning
+its own ``{stage: callable}``; stages whose callable raises are left out and their error kept.
 
-* ``bare_torch``: ``net(numeric, categorical)`` on tensors already on the device — the floor
-  of what the model costs;
-* ``score``: ``LoadedModel.score(frame)`` — encoding + forward + copy back;
-* ``score_explain``: ``LoadedModel.score_explain`` — one encoding, forward + integrated
-  gradients: what the engine calls;
-* ``engine``: ``DecisionEngine.process(records)`` — JSON parse, validation, features, score,
-  explain, policy, decision records;
-* ``engine_serialise``: ``engine`` + ``model_dump_json`` of every decision (what the loop
-  then sends).
+Runs on the model's device (cuda when torch sees one, else cpu), with the worker's torch
+threads and GC setting, on an engine wired like a worker's (:func:`workers.bootstep.build_loop`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
 
-__all__ = ["device_info", "run_scoring"]
+__all__ = ["device_info", "engine_stages", "make_engine", "run_scoring", "time_stages"]
+
+StageFn = Callable[[], object]
 
 
 def device_info() -> dict[str, Any]:
-    """The device the scoring benchmark uses, and why."""
+    """The device the in-process benchmark uses, and why."""
     import torch
 
     if torch.cuda.is_available():
-        return {
-            "device": "cuda",
-            "name": torch.cuda.get_device_name(0),
-            "torch": torch.__version__,
-        }
+        return {"device": "cuda", "name": torch.cuda.get_device_name(0), "torch": torch.__version__}
     return {
         "device": "cpu",
         "cuda": "no CUDA device available",
@@ -40,86 +35,202 @@ def device_info() -> dict[str, Any]:
     }
 
 
-def _rate(
-    fn: Callable[[], object], rows: int, min_seconds: float, sync: Callable[[], None]
-) -> float:
-    fn()  # warm-up
-    sync()
-    reps = 0
-    t0 = time.perf_counter()
-    while True:
-        fn()
-        reps += 1
-        if reps >= 3 and time.perf_counter() - t0 >= min_seconds:
-            break
-    sync()
-    return rows * reps / (time.perf_counter() - t0)
+def make_engine(registry: Path, device: Literal["auto", "cpu", "cuda"] = "auto") -> Any:
+    """A decision engine wired exactly like a worker's (champion of ``credit_data``, policy
+    ``credit_v1``, no challenger or shadow); the caller closes it."""
+    from workers.bootstep import build_loop
+    from workers.settings import WorkerSettings
+
+    settings = WorkerSettings(
+        registry_url=str(registry),
+        model_name="credit_data",
+        policy="credit_v1",
+        device=device,
+        challenger_policy=None,
+        challenger_model=None,
+        challenger_share=0.0,
+        shadow_share=0.0,
+        metrics_port=0,
+    )
+    loop, _holder = build_loop(settings, "bench-in-process")
+    return loop.engine
+
+
+def time_stages(
+    stages: Mapping[str, StageFn], min_seconds: float, sync: Callable[[], None] = lambda: None
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Seconds per call of each stage (after one warm-up call; at least 3 calls and
+    ``min_seconds``). A stage whose warm-up raises is left out; its error is returned."""
+    seconds: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for name, fn in stages.items():
+        try:
+            fn()
+        except Exception as exc:  # a stage the engine no longer has: skip it, say why
+            errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+            continue
+        sync()
+        reps = 0
+        t0 = time.perf_counter()
+        while True:
+            fn()
+            reps += 1
+            if reps >= 3 and time.perf_counter() - t0 >= min_seconds:
+                break
+        sync()
+        seconds[name] = (time.perf_counter() - t0) / reps
+    return seconds, errors
+
+
+def engine_stages(engine: Any, model: Any, batch: Sequence[Any]) -> dict[str, StageFn]:
+    """``{stage: callable}`` for one batch of raw records; THE plug-in point for an engine.
+
+    The step stages are the per-event path (``validate_event``, ``features_from_records``,
+    encode, forward, explain, ``decide_batch``, ``build_decisions``, ``encode_record``), each
+    on precomputed inputs; replace them with the columnar engine's steps when it lands. The
+    last stage is always the engine itself (``process`` + ``records()``: what a worker sends),
+    whatever it does inside."""
+    from decisioning.assemble import build_decisions
+    from decisioning.contracts import encode_record
+    from decisioning.decide import decide_batch
+    from decisioning.policy import load_policy
+    from decisioning.validation import FeatureChecker, validate_event
+    from models.data import features_from_records
+    from workers.settings import Topics
+
+    topics = Topics()
+    spec = model.spec
+    stages: dict[str, StageFn] = {}
+    try:
+        checker = FeatureChecker({c.name: c.type for c in spec.columns}, spec.name)
+        stages["row path: decode + validate (json + pydantic)"] = lambda: [
+            validate_event(r.value or b"", 1 << 20, checker) for r in batch
+        ]
+        events = [validate_event(r.value or b"", 1 << 20, checker) for r in batch]
+        feats = [e.features for e in events]
+        ids = [e.entity_id for e in events]
+        stages["row path: features frame (pandas)"] = lambda: features_from_records(feats, spec)
+        frame = features_from_records(feats, spec)
+        stages["row path: encode"] = lambda: model.encode(frame)
+        enc = model.encode(frame)
+        family = model.model
+        stages["row path: model forward"] = lambda: family.predict_proba(enc)
+        method = getattr(family, "explain_methods", ("default",))[0]
+        stages[f"row path: explain ({method}, all rows)"] = lambda: family.contributions(enc)
+        scores, contributions = family.predict_proba(enc), family.contributions(enc)
+        policy = load_policy("credit_v1", known_features=spec.feature_names)
+        names = spec.feature_names
+        stages["row path: policy (decide_batch)"] = lambda: decide_batch(
+            policy, frame, scores, contributions, names, ids
+        )
+        parts = decide_batch(policy, frame, scores, contributions, names, ids)
+        from datetime import UTC, datetime
+
+        def assemble() -> list[Any]:
+            return build_decisions(
+                events, parts, policy=policy, model_name=spec.name, model_version=1,
+                arms=["champion"] * len(events), shadow=False, decided_at=datetime.now(UTC),
+            )  # fmt: skip
+
+        stages["row path: Decision objects + hash"] = assemble
+        decisions = assemble()
+        stages["row path: JSON encode"] = lambda: [encode_record(d) for d in decisions]
+    except Exception as exc:  # the engine's steps changed: the total below still runs
+        stages[f"(step stages unavailable: {type(exc).__name__})"] = _raise(exc)
+    try:
+        stages.update(_columnar_stages(engine, model, batch))
+    except Exception as exc:
+        stages[f"(columnar stages unavailable: {type(exc).__name__})"] = _raise(exc)
+    stages["engine total: process + records()"] = lambda: list(
+        engine.process(batch).records(topics)
+    )
+    return stages
+
+
+def _columnar_stages(engine: Any, model: Any, batch: Sequence[Any]) -> dict[str, StageFn]:
+    """The column-wise engine's steps (what ``engine.process`` runs), one by one."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from decisioning.batch_decode import BatchDecoder
+    from decisioning.decide import decide_columns
+    from decisioning.decision_encode import encode_decisions
+
+    spec = model.spec
+    policy = engine.champion.policy
+    names = spec.feature_names
+    decoder = BatchDecoder({c.name: c.type for c in spec.columns}, spec.name, 1 << 20)
+    raws = [r.value or b"" for r in batch]
+    cols = decoder.decode(raws).columns
+    n = len(cols)
+    enc = model.encode_columns(cols.features, n)
+    family = model.model
+    scores = family.predict_proba(enc)
+    method = policy.reasons
+    parts = decide_columns(policy, cols.features, cols.entity_id, scores, None, names)
+    wanted = set(policy.explain_only or policy.decisions)
+    rows = np.array([i for i, d in enumerate(parts.decision) if d in wanted], dtype=np.intp)
+    contributions, used = family.explain(enc.take(rows), method)
+    full = np.zeros((n, len(names)))
+    full[rows] = contributions
+    share = "all rows" if policy.explain_only is None else "+".join(policy.explain_only) + " only"
+
+    def policy_step() -> Any:
+        return decide_columns(
+            policy, cols.features, cols.entity_id, scores, lambda r: full[r], names
+        )
+
+    decided = policy_step()
+    now = datetime.now(UTC)
+    return {
+        "columnar: decode + validate (msgspec)": lambda: decoder.decode(raws),
+        "columnar: model inputs from columns": lambda: model.encode_columns(cols.features, n),
+        "columnar: model forward": lambda: family.predict_proba(enc),
+        f"columnar: explain ({used}, {share})": lambda: family.explain(enc.take(rows), method),
+        "columnar: policy (vectorised)": policy_step,
+        "columnar: serialise decisions": lambda: encode_decisions(
+            cols,
+            decided,
+            model_name=spec.name,
+            model_version=1,
+            policy_name=policy.name,
+            policy_version=policy.version,
+            arms="champion",
+            shadow=False,
+            decided_at=now,
+            reason_method=used,
+        ),
+    }
+
+
+def _raise(exc: Exception) -> StageFn:
+    def fn() -> object:
+        raise exc
+
+    return fn
 
 
 def run_scoring(
-    registry_root: str,
-    records: list[Any],
-    batch_sizes: list[int],
-    min_seconds: float,
+    registry: Path, records: Sequence[Any], batch_sizes: Sequence[int], min_seconds: float
 ) -> dict[str, Any]:
-    """Rows/s per batch size for every stage listed in the module docstring."""
+    """Per batch size, seconds per batch of every stage of :func:`engine_stages`."""
     import torch
 
-    from decisioning.policy import load_policy
-    from models.data import features_from_records
     from models.registry import ModelRegistry
-    from workers.bootstep import tune_process
-    from workers.engine import DecisionEngine
-    from workers.settings import WorkerSettings
 
-    tune_process(WorkerSettings())  # torch threads and GC as in a worker
     info = device_info()
-    model = ModelRegistry(registry_root).load("credit_data", "champion", device=info["device"])
-    net = model.model.net  # type: ignore[attr-defined]
-    engine = DecisionEngine(
-        model, load_policy("credit_v1", known_features=model.spec.feature_names), model.spec
-    )
+    engine = make_engine(registry)
+    model = ModelRegistry(registry).load("credit_data", "champion", device=info["device"])
     sync: Callable[[], None] = (
         torch.cuda.synchronize if info["device"] == "cuda" else (lambda: None)
     )
-    from decisioning.contracts import encode_record
-    from decisioning.validation import parse_event
-
     rows: list[dict[str, Any]] = []
-    for n in batch_sizes:
-        batch = [records[i % len(records)] for i in range(n)]
-        feats = [parse_event(r.value, 1 << 20).features for r in batch]
-        frame = features_from_records(feats, model.spec)
-        enc = model.encode(frame)
-        num = torch.from_numpy(enc.numeric.copy()).to(info["device"])
-        cat = torch.from_numpy(enc.categorical.copy()).to(info["device"])
-
-        def bare(num: Any = num, cat: Any = cat) -> object:
-            with torch.inference_mode():
-                return net(num, cat)
-
-        def score(frame: Any = frame) -> object:
-            return model.score(frame)
-
-        def score_explain(frame: Any = frame) -> object:
-            return model.score_explain(frame)
-
-        def decide(batch: list[Any] = batch) -> object:
-            return engine.process(batch)
-
-        def serialise(batch: list[Any] = batch) -> object:
-            out = engine.process(batch)
-            return [encode_record(d) for d in out.decisions]
-
-        rows.append(
-            {
-                "batch": n,
-                "bare_torch": _rate(bare, n, min_seconds, sync),
-                "score": _rate(score, n, min_seconds, sync),
-                "score_explain": _rate(score_explain, n, min_seconds, sync),
-                "engine": _rate(decide, n, min_seconds, sync),
-                "engine_serialise": _rate(serialise, n, min_seconds, sync),
-            }
-        )
-    engine.close()
+    try:
+        for n in batch_sizes:
+            batch = [records[i % len(records)] for i in range(n)]
+            seconds, errors = time_stages(engine_stages(engine, model, batch), min_seconds, sync)
+            rows.append({"batch": n, "seconds": seconds, **({"errors": errors} if errors else {})})
+    finally:
+        engine.close()
     return {"device": info, "family": model.family, "rows": rows}

@@ -1,16 +1,26 @@
 """`make demo`: the whole loop end to end on the local stack.
 
-    python -m devtools.demo [--repeat 4] [--rate 1500] [--keep] [--home var]
+    python -m devtools.demo [--repeat 4] [--rate 1500] [--burst 10000] [--keep] [--home var]
 
 1. checks the stack (Kafka, Redis, PostgreSQL; `make demo` starts it first);
 2. trains and promotes the first champion by running the retrain DAG (Airflow `dag.test`);
-3. starts two Celery decision workers;
+3. starts two Celery decision workers (each run logs to its own ``demo/logs/<run id>/``) and
+   waits until they logged their loop start, their group is Stable and a warm-up burst of
+   ``--warm-up`` events is decided (nothing measured yet);
 4. streams held-back rows of the credit table through `decisionflow produce`, with malformed
-   events mixed in, then publishes their outcomes;
+   events mixed in, at ``--rate`` (offered load and latency), then writes a burst of
+   ``--burst`` events to Kafka as fast as it can and times the workers draining it (capacity);
+   then publishes the outcomes;
 5. lands decisions and outcomes in the store (`decisionflow sink`), runs the evaluate DAG,
    which writes the analyst reports;
 6. prints a summary (also ``demo/summary.json`` in the home) and stops what it started unless
    ``--keep``.
+
+What the figures mean (:mod:`devtools.demo_stats`): the offered load is events sent / send
+duration; latency is the time a ``read_committed`` consumer read the decision minus the event's
+``event_time``; capacity is decisions/s while the workers had a backlog. The demo reads only
+this run's records: from the decisions and dead-letter topics' end offsets at the start of the
+run, decisions by this run's event ids, dead letters by source offsets.
 
 Everything lands in the default layout (:mod:`models.paths`: ``var/registry``,
 ``var/reference``, ``var/reports``, ``var/airflow``, the stack's PostgreSQL), so after the demo
@@ -32,15 +42,27 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from devtools.demo_reader import CommittedReader, Read, end_offsets
+from devtools.demo_stats import (
+    LATENCY_MEANING,
+    capacity,
+    epoch_seconds,
+    group_members,
+    latency_summary,
+    measurement_lines,
+    offered_rate,
+    run_dead_letters,
+)
 from devtools.launch import ChildProcess
 from models import paths
 from workers.settings import SinkSettings, Topics
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from workers.producer import EventProducer
+
+__all__ = ["Demo", "build_parser", "main"]
 
 DAG_RETRAIN = "decisionflow_retrain"
 DAG_EVALUATE = "decisionflow_evaluate"
@@ -62,6 +84,8 @@ class Demo:
         self.timings: dict[str, float] = {}
         self.summary: dict[str, Any] = {"run_id": self.run_id}
         self.workers: list[ChildProcess] = []
+        self.reader: CommittedReader | None = None
+        self.producer: EventProducer | None = None
         settings = SinkSettings()
         prefix = args.topic_prefix
         self.topics = (
@@ -176,18 +200,151 @@ class Demo:
         print(f"   champion: {name} v{meta['version']} ({meta['family']})")
 
     def start_workers(self) -> None:
+        """Start the workers; ready = each logged its loop start in THIS run's log, the group is
+        Stable with all of them, and a warm-up burst was decided (not measured)."""
         from devtools.launch import start_worker
 
-        logs = self.dir / "logs"
+        # a fresh log folder per run: a readiness check can never see an earlier run's lines
+        # (ChildProcess also reads only what its own process wrote)
+        logs = self.dir / "logs" / paths.safe_part(self.run_id)
         for i in range(1, self.args.workers + 1):
             name = f"demo{i}-{self.args.topic_prefix or 'main'}"
             self.workers.append(start_worker(name, self.env, logs))
         for worker in self.workers:
             worker.wait_for_log("decision loop started", 120)
-        print(f"   {len(self.workers)} workers deciding; logs in {logs}")
+        print(f"   {len(self.workers)} workers started; logs in {logs}", flush=True)
+        self._wait_group()
+        self._start_reader()
+        self.warm_up()
+
+    def _alive(self) -> None:
+        for worker in self.workers:
+            worker.check()
+
+    def _wait_group(self, timeout: float = 60.0) -> None:
+        """Wait until the workers' consumer group is Stable with all of them (best effort: a
+        broker that cannot describe it only costs the wait)."""
+        from kafka.admin import KafkaAdminClient
+
+        group = self.env["DECISIONFLOW_GROUP_ID"]
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < timeout:
+                self._alive()
+                try:
+                    info = admin.describe_groups([group]).get(group)
+                except Exception:
+                    info = None
+                members = group_members(info)
+                if members is not None and members >= len(self.workers):
+                    print(f"   group {group} stable with {members} members", flush=True)
+                    if members > len(self.workers):
+                        print(
+                            "   warning: workers of an earlier run (--keep?) are in the group "
+                            "too; they share the load and the figures below",
+                            flush=True,
+                        )
+                    return
+                time.sleep(0.5)
+            print(f"   warning: group {group} not stable in {timeout:.0f}s", flush=True)
+        finally:
+            admin.close()
+
+    def _start_reader(self) -> None:
+        """From here on the demo reads this run's committed decisions and dead letters only:
+        it starts at the topics' current end offsets."""
+        start = {
+            t: end_offsets(self.bootstrap, t) for t in (self.topics.decisions, self.topics.dlq)
+        }
+        self.reader = CommittedReader(
+            self.bootstrap, self.topics.decisions, self.topics.dlq, start, f"{self.run_id}-"
+        )
+
+    def _reader(self) -> CommittedReader:
+        if self.reader is None:
+            raise RuntimeError("the reader starts with the workers (stage 4)")
+        return self.reader
+
+    def _events(self, prefix: str, n: int) -> list[tuple[str, bytes]]:
+        """``n`` serialised events from the held-back rows (cycled), ids ``<prefix><i>``."""
+        from models.data import load_frame
+        from models.spec import load_spec
+        from workers.producer import event_payload, events_from_frame
+
+        spec = load_spec("credit_data")
+        rows = list(
+            events_from_frame(
+                load_frame(spec, str(self.held_csv)), spec.feature_names, spec.entity_key.column
+            )
+        )
+        out = []
+        for i in range(n):
+            entity_id, features = rows[i % len(rows)]
+            payload = event_payload(
+                entity_id, features, event_id=f"{prefix}{i}", producer="decisionflow-demo"
+            )
+            out.append((entity_id, json.dumps(payload, allow_nan=False).encode()))
+        return out
+
+    def _send(self, events: list[tuple[str, bytes]]) -> float:
+        """Send ``events`` as fast as the client can; returns when all are in Kafka (wall
+        clock, the reader's clock)."""
+        from workers.producer import EventProducer
+
+        if self.producer is None:
+            self.producer = EventProducer(self.bootstrap, topic=self.topics.events)
+        for key, value in events:
+            self.producer.send_raw(key, value)
+        self.producer.flush()
+        return time.time()
+
+    def _wait_phase(
+        self, prefix: str, sent: int, start: dict[int, int], end: dict[int, int]
+    ) -> tuple[list[Read], list[Any]]:
+        """Wait until ``sent`` events of a phase are decided or dead-lettered (this run's
+        records only: decisions by event id prefix, dead letters by source offset)."""
+        reader = self._reader()
+
+        def phase() -> tuple[list[Read], list[Any]]:
+            letters = [r.record for r in reader.dead_letters()]
+            return reader.decisions(prefix), run_dead_letters(
+                letters, self.topics.events, start, end
+            )
+
+        def done() -> bool:
+            decisions, dlq = phase()
+            return len(decisions) + len(dlq) >= sent
+
+        try:
+            reader.wait_until(done, self.args.timeout, self._alive)
+        except TimeoutError:
+            decisions, dlq = phase()
+            raise RuntimeError(
+                f"only {len(decisions)} decisions + {len(dlq)} dead letters of {sent} "
+                f"in {self.args.timeout:.0f}s"
+            ) from None
+        return phase()
+
+    def warm_up(self) -> None:
+        """Decide a small burst first (every partition, so every worker) and wait for it: the
+        measured stream then meets warm engines and an assigned group."""
+        n = self.args.warm_up
+        if n <= 0:
+            return
+        start = end_offsets(self.bootstrap, self.topics.events)
+        self._send(self._events(f"{self.run_id}-warm-", n))
+        end = end_offsets(self.bootstrap, self.topics.events)
+        t0 = time.perf_counter()
+        self._wait_phase(f"{self.run_id}-warm-", n, start, end)
+        print(f"   warm-up: {n} events decided in {time.perf_counter() - t0:.1f}s", flush=True)
+        self.summary["warm_up"] = {"events": n}
 
     def stream(self) -> None:
-        start_offsets = self._end_offsets(self.topics.events)
+        """The paced stream through `decisionflow produce` (offered load, latency), then a
+        burst drained from a backlog (capacity)."""
+        prefix = f"{self.run_id}-s-"
+        start = end_offsets(self.bootstrap, self.topics.events)
         t0 = time.perf_counter()
         self.cli(
             "produce",
@@ -200,79 +357,64 @@ class Demo:
             "--malformed",
             str(self.args.malformed),
             "--id-prefix",
-            f"{self.run_id}-",
+            prefix,
         )
-        produced_to = self._end_offsets(self.topics.events)
-        sent = sum(produced_to[p] - start_offsets.get(p, 0) for p in produced_to)
-        decisions, dlq = self._wait_accounted(sent, start_offsets)
+        end = end_offsets(self.bootstrap, self.topics.events)
+        sent = sum(end[p] - start.get(p, 0) for p in end)
+        reads, dlq = self._wait_phase(prefix, sent, start, end)
         elapsed = time.perf_counter() - t0
-        latency = np.array([d["latency_ms"] for d in decisions])
-        decided_at = sorted(d["decided_at"] for d in decisions)
+        decisions = [r.record for r in reads]
+        event_times = [epoch_seconds(d["event_time"]) for d in decisions]
+        latency = [(r.at - t) * 1000.0 for r, t in zip(reads, event_times, strict=True)]
         self.summary["stream"] = {
             "records_sent": sent,
             "decisions": len(decisions),
             "dead_letters": len(dlq),
             "unaccounted": sent - len(decisions) - len(dlq),
+            "duplicates_read": self._reader().duplicates,
             "decisions_by_outcome": dict(Counter(d["decision"] for d in decisions)),
             "decisions_by_arm": dict(Counter(d["arm"] for d in decisions)),
             "dlq_by_reason": dict(Counter(d["reason"] for d in dlq)),
             "model_versions": sorted({d["model_version"] for d in decisions if d["model_version"]}),
             "with_reason_codes": sum(1 for d in decisions if d["reasons"]),
             "wall_seconds": round(elapsed, 2),
-            "throughput_eps": round(len(decisions) / max(elapsed, 1e-9), 1),
-            "latency_ms": {
-                "p50": round(float(np.percentile(latency, 50)), 1),
-                "p99": round(float(np.percentile(latency, 99)), 1),
-            },
-            "first_decided_at": decided_at[0],
-            "last_decided_at": decided_at[-1],
+            "producer_rate_setting": self.args.rate,
+            "offered": offered_rate(sent, event_times),
+            "latency_ms": latency_summary(latency),
+            "latency_measures": LATENCY_MEANING,
+            "first_decided_at": min(d["decided_at"] for d in decisions) if decisions else None,
+            "last_decided_at": max(d["decided_at"] for d in decisions) if decisions else None,
         }
+        self.capacity()
 
-    def _end_offsets(self, topic: str) -> dict[int, int]:
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
-        try:
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-            return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
-        finally:
-            consumer.close()
-
-    def _wait_accounted(
-        self, sent: int, start: dict[int, int]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Read committed decisions/dead letters of this run until all ``sent`` are in."""
-        from kafka import KafkaConsumer
-
-        consumer = KafkaConsumer(
-            self.topics.decisions,
-            self.topics.dlq,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
+    def capacity(self) -> None:
+        """A burst is written to Kafka as fast as the client can; the workers drain it."""
+        n = self.args.burst
+        if n <= 0:
+            return
+        prefix = f"{self.run_id}-burst-"
+        events = self._events(prefix, n)  # built before the clock
+        start = end_offsets(self.bootstrap, self.topics.events)
+        t0 = time.time()
+        in_kafka_at = self._send(events)
+        end = end_offsets(self.bootstrap, self.topics.events)
+        reads, dlq = self._wait_phase(prefix, n, start, end)
+        cap = capacity([r.at for r in reads], in_kafka_at)
+        cap.update(
+            {
+                "events": n,
+                "dead_letters": len(dlq),
+                "burst_send_seconds": round(in_kafka_at - t0, 3),
+                "measures": "decisions read committed / time while the workers had a backlog",
+            }
         )
-        decisions: dict[str, dict[str, Any]] = {}
-        dlq: list[dict[str, Any]] = []
-        prefix = f"{self.run_id}-"
-        deadline = time.monotonic() + self.args.timeout
-        try:
-            while len(decisions) + len(dlq) < sent:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"only {len(decisions)} decisions + {len(dlq)} dead letters of {sent}"
-                    )
-                for tp, msgs in consumer.poll(timeout_ms=500, max_records=20_000).items():
-                    for m in msgs:
-                        rec = json.loads(m.value)
-                        if tp.topic == self.topics.dlq:
-                            if rec["source_offset"] >= start.get(rec["source_partition"], 0):
-                                dlq.append(rec)
-                        elif rec["event_id"].startswith(prefix):
-                            decisions[rec["event_id"]] = rec
-        finally:
-            consumer.close()
-        return list(decisions.values()), dlq
+        self.summary["capacity"] = cap
+        print(
+            f"   burst of {n} events in Kafka in {in_kafka_at - t0:.2f}s; "
+            f"capacity {cap['decisions_per_s']} decisions/s"
+            + ("" if cap["backlog"] else " (no backlog built up: a lower bound)"),
+            flush=True,
+        )
 
     def outcomes_and_sink(self) -> None:
         self.cli(
@@ -306,6 +448,15 @@ class Demo:
             worker.stop(90)
         self.workers = []
 
+    def close_clients(self) -> None:
+        """Close the demo's own Kafka reader and producer."""
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+        if self.producer is not None:
+            self.producer.close()
+            self.producer = None
+
     # ------------------------------------------------------------------ summary
 
     def print_summary(self) -> None:
@@ -316,13 +467,11 @@ class Demo:
             "================ decisionflow demo summary ================",
             f"run {s['run_id']}  (files in {self.dir})",
             f"events sent      {st.get('records_sent')}  (decided {st.get('decisions')}, "
-            f"dead-lettered {st.get('dead_letters')}, unaccounted {st.get('unaccounted')})",
+            f"dead-lettered {st.get('dead_letters')}, unaccounted {st.get('unaccounted')}, "
+            f"read twice {st.get('duplicates_read')})",
             f"decisions        {st.get('decisions_by_outcome')}",
             f"dead letters     {st.get('dlq_by_reason')}",
-            f"throughput       {st.get('throughput_eps')} decisions/s end to end "
-            f"({self.args.workers} workers, producer at {self.args.rate or 'max'} ev/s)",
-            f"latency          p50 {st.get('latency_ms', {}).get('p50')} ms, "
-            f"p99 {st.get('latency_ms', {}).get('p99')} ms (event time -> decision)",
+            *measurement_lines(st, s.get("capacity"), self.args.workers, self.args.rate),
             f"champion         {s.get('champion')}",
             f"live quality     {s.get('live_quality')}",
             "reports          "
@@ -362,8 +511,8 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo; returns a process exit code."""
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's command line."""
     p = argparse.ArgumentParser(
         prog="python -m devtools.demo",
         description=__doc__,
@@ -380,19 +529,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=4, help="stream the held-back rows N times")
     p.add_argument("--rate", type=float, default=1500.0, help="events/s; 0 = flat out")
     p.add_argument("--malformed", type=float, default=0.02)
+    p.add_argument(
+        "--warm-up", type=int, default=200, help="events decided before anything is measured"
+    )
+    p.add_argument(
+        "--burst",
+        type=int,
+        default=10_000,
+        help="events of the capacity burst (written first, then drained); 0 = no burst",
+    )
     p.add_argument("--outcome-share", type=float, default=0.9)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--airflow-port", type=int, default=18080)
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--keep", action="store_true", help="leave the workers running")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns a process exit code."""
+    args = build_parser().parse_args(argv)
     demo = Demo(args)
     stages: list[tuple[str, Callable[[], None]]] = [
         ("1 stack", demo.check_stack),
         ("2 data split", demo.split_data),
         ("3 retrain DAG (Airflow) -> first champion", demo.retrain),
-        ("4 start decision workers", demo.start_workers),
-        ("5 stream held-back rows + malformed events", demo.stream),
+        (
+            "4 start decision workers (ready: loop started, group stable, warm-up decided)",
+            demo.start_workers,
+        ),
+        ("5 stream held-back rows + malformed events, then a capacity burst", demo.stream),
         ("6 outcomes -> sink -> store", demo.outcomes_and_sink),
         ("7 evaluate DAG -> reports", demo.evaluate),
     ]
@@ -401,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             with demo.stage(name):
                 run()
     finally:
+        demo.close_clients()
         if not args.keep:
             demo.stop_workers()
     demo.print_summary()

@@ -31,11 +31,14 @@ from sqlalchemy import (
     Text,
     create_engine,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from decisioning.contracts import DeadLetter, Decision, Event, Outcome
 from models.data import features_from_records
@@ -83,6 +86,7 @@ def _decision_table(name: str) -> Table:
         Column("score", Float),
         Column("threshold", Float),
         Column("reasons", _JSON, nullable=False),
+        Column("reason_method", String(64)),  # added after the first release (see _UPGRADES)
         Column("rule", String(256)),
         Column("segment", String(256)),
         Column("model_name", String(128), nullable=False),
@@ -151,9 +155,40 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# Nullable columns added after a table's first release: ``create_schema`` adds them in place.
+_UPGRADES: tuple[tuple[Table, str], ...] = (
+    (decisions, "reason_method"),
+    (shadow_decisions, "reason_method"),
+)
+
+
+def _columns(engine: Engine, table: Table) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns(table.name)}
+
+
+def _add_column(engine: Engine, table: Table, name: str) -> None:
+    """``ALTER TABLE .. ADD COLUMN`` for a nullable column; a racing process may win (fine)."""
+    column, dialect = table.c[name], engine.dialect
+    quote = dialect.identifier_preparer
+    guard = "IF NOT EXISTS " if dialect.name == "postgresql" else ""
+    ddl = (
+        f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {guard}"
+        f"{quote.format_column(column)} {column.type.compile(dialect=dialect)}"
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(ddl))
+    except DBAPIError:  # SQLite has no IF NOT EXISTS: "duplicate column" if another won
+        if name not in _columns(engine, table):
+            raise
+
+
 def create_schema(engine: Engine) -> None:
-    """Create every table that is missing (idempotent)."""
+    """Create every missing table and add columns newer than an existing table (idempotent)."""
     metadata.create_all(engine, checkfirst=True)
+    for table, name in _UPGRADES:
+        if name not in _columns(engine, table):
+            _add_column(engine, table, name)
 
 
 # ------------------------------------------------------------------------------ writing

@@ -1,7 +1,8 @@
 """The decision operations report: what the live system decided, how fast, and what failed.
 
 :func:`operations_tables` computes volume per period, decision rates by segment and arm,
-latency percentiles, dead letters and the model/policy versions in use;
+latency percentiles, dead letters, the model/policy versions in use and how the reasons were
+computed (``reason_method``);
 :func:`build_operations_report` turns them into ``operations.html`` plus CSV and Parquet exports.
 """
 
@@ -17,9 +18,11 @@ import pandas as pd
 from analytics.reports import charts
 from analytics.reports.render import Figure, Report, Section, Table, write_report
 
-__all__ = ["DECISIONS", "build_operations_report", "operations_tables"]
+__all__ = ["DECISIONS", "NO_METHOD", "build_operations_report", "operations_tables"]
 
 DECISIONS: tuple[str, ...] = ("approve", "review", "decline")
+NO_METHOD = "none (band, rule or fallback)"
+"""How a decision without an attributed reason (``reason_method`` null) is shown."""
 _EMPTY = "No decisions in this window."
 
 # Columns of the decisions frame (the header of an empty one) and of the versions table.
@@ -33,7 +36,9 @@ _DECISION_COLUMNS = (
     "model_version",
     "policy_name",
     "policy_version",
+    "reason_method",
 )
+_METHOD_COLUMNS = ("decision", "reason_method", "decisions", "share_of_decision", "share_of_all")
 _VERSION_KEYS = ("model_name", "model_version", "policy_name", "policy_version", "arm")
 _VERSION_COLUMNS = (*_VERSION_KEYS, "decisions", "first_seen", "last_seen")
 _PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
@@ -121,6 +126,25 @@ def _versions(d: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _reason_methods(d: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """Decisions per decision x ``reason_method`` (null: :data:`NO_METHOD`), with shares."""
+    raw = d["reason_method"] if "reason_method" in d else pd.Series(None, index=d.index)
+    method = raw.astype(object).where(raw.notna(), NO_METHOD).astype(str)
+    out = (
+        pd.DataFrame({"decision": d["decision"].astype(str), "reason_method": method})
+        .value_counts()
+        .rename("decisions")
+        .reset_index()
+    )
+    out["share_of_decision"] = out["decisions"] / out.groupby("decision")["decisions"].transform(
+        "sum"
+    )
+    out["share_of_all"] = out["decisions"] / len(d)
+    rank = out["decision"].map(lambda v: names.index(v) if v in names else len(names))
+    order = np.lexsort((-out["decisions"].to_numpy(), out["decision"].to_numpy(), rank))
+    return out.iloc[order].reset_index(drop=True)[list(_METHOD_COLUMNS)]
+
+
 def _empty_decision_tables(names: Sequence[str]) -> dict[str, pd.DataFrame]:
     """The decision tables of an empty window: headers only."""
     rate_cols = ["n", *(f"{n}_rate" for n in names), "other_rate"]
@@ -130,6 +154,7 @@ def _empty_decision_tables(names: Sequence[str]) -> dict[str, pd.DataFrame]:
         "by_arm": pd.DataFrame(columns=["arm", *rate_cols]),
         "latency": pd.DataFrame(columns=["arm", "n", *_PERCENTILES, "max"]),
         "versions": pd.DataFrame(columns=list(_VERSION_COLUMNS)),
+        "reason_methods": pd.DataFrame(columns=list(_METHOD_COLUMNS)),
     }
 
 
@@ -154,11 +179,13 @@ def operations_tables(
     dead_letters: pd.DataFrame | None = None,
     names: Sequence[str] = DECISIONS,
 ) -> dict[str, pd.DataFrame]:
-    """Volume per period, rates by segment and arm, latency percentiles, DLQ and versions.
+    """Volume per period, rates by segment and arm, latency percentiles, DLQ, versions and
+    reason methods.
 
     ``decisions`` has ``decided_at``, ``decision``, ``segment``, ``arm``, ``latency_ms``,
-    ``model_name``, ``model_version``, ``policy_name``, ``policy_version``; ``dead_letters``
-    has ``reason``, ``stage`` (and ``failed_at``).
+    ``model_name``, ``model_version``, ``policy_name``, ``policy_version`` and optionally
+    ``reason_method`` (missing: all null); ``dead_letters`` has ``reason``, ``stage`` (and
+    ``failed_at``).
     """
     d = decisions
     if not len(d):
@@ -172,6 +199,7 @@ def operations_tables(
             "by_arm": _rates(d, "arm", names),
             "latency": _latency(d),
             "versions": _versions(d),
+            "reason_methods": _reason_methods(d, names),
         }
     out["dlq"] = _dead_letters(dead_letters)
     return out
@@ -281,6 +309,26 @@ def _versions_section(versions: pd.DataFrame, has_data: bool) -> Section:
     return s
 
 
+def _reason_methods_section(methods: pd.DataFrame, has_data: bool) -> Section:
+    s = Section(
+        "How reasons were computed",
+        "the method behind each decision's feature reasons (integrated gradients, gradient x "
+        f"input, tree path, linear, occlusion); “{NO_METHOD}” means no attributed reason was "
+        "given: an approval inside its band, a hard rule or the fallback decided.",
+        tables=[
+            Table(
+                "reason_methods",
+                "Decisions by reason method",
+                methods,
+                percent=("share_of_decision", "share_of_all"),
+            )
+        ],
+    )
+    if not has_data:
+        s.empty = _EMPTY
+    return s
+
+
 # ------------------------------------------------------------------------------ report
 
 
@@ -295,7 +343,8 @@ def build_operations_report(
     index_href: str = "../index.html",
 ) -> Path:
     """Write ``operations.html``: volume over time, rates by segment and arm, latency
-    percentiles, dead letters by reason, model and policy versions in use. Returns its path."""
+    percentiles, dead letters by reason, model and policy versions in use, reason methods.
+    Returns its path."""
     d = decisions if decisions is not None else pd.DataFrame()
     if len(d) == 0:
         d = pd.DataFrame(columns=list(_DECISION_COLUMNS))
@@ -316,4 +365,5 @@ def build_operations_report(
     report.sections.append(_latency_section(t["latency"], d["latency_ms"]))
     report.sections.append(_dlq_section(t["dlq"]))
     report.sections.append(_versions_section(t["versions"], has_data))
+    report.sections.append(_reason_methods_section(t["reason_methods"], has_data))
     return write_report(report, out_dir, index_href)

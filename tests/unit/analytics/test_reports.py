@@ -20,8 +20,11 @@ from analytics.reports import (
     evaluation_tables,
     operations_tables,
 )
+from analytics.reports.operations_report import NO_METHOD
+from decisioning.contracts import Decision
 from models.metrics import compute_metrics
 from models.spec import load_spec
+from storage import store
 
 pytestmark = pytest.mark.unit
 
@@ -185,3 +188,38 @@ def test_day_reports_and_index_list_every_date_newest_first(tmp_path: Path) -> N
 
 def test_index_of_an_empty_folder_says_so(tmp_path: Path) -> None:
     assert "No data yet" in _html(build_index(tmp_path / "reports"))
+
+
+def _stored(i: int, decision: str, method: str | None) -> Decision:
+    t = datetime(2026, 11, 20, 8, tzinfo=UTC) + timedelta(minutes=i)
+    return Decision.model_validate(
+        {"event_id": f"e{i}", "entity_id": f"a{i}", "decision": decision, "score": 0.4,
+         "threshold": 0.5, "reason_method": method, "model_name": "credit", "model_version": 1,
+         "policy_name": "credit", "policy_version": "1", "arm": "champion", "shadow": False,
+         "feature_hash": "0" * 64, "event_time": t, "decided_at": t, "latency_ms": 5.0}
+    )  # fmt: skip
+
+
+def test_operations_report_counts_decisions_per_reason_method(tmp_path: Path) -> None:
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    store.create_schema(engine)
+    plan = [("decline", "tree_path")] * 3 + [("decline", None)] + [("review", "linear")] * 2
+    plan += [("approve", None)] * 4
+    with engine.begin() as conn:
+        store.write_decisions(conn, [_stored(i, d, m) for i, (d, m) in enumerate(plan)])
+    page = build_operations_report(tmp_path, DAY, store.decisions_with_outcomes(engine))
+    html = _html(page)
+    assert "How reasons were computed" in html and "Decisions by reason method" in html
+    assert "none (band, rule or fallback)" in html
+    table = pd.read_csv(tmp_path / "operations-reason_methods.csv")
+    rows = {(r.decision, r.reason_method): r for r in table.itertuples()}
+    assert {k: r.decisions for k, r in rows.items()} == {
+        ("approve", NO_METHOD): 4,
+        ("review", "linear"): 2,
+        ("decline", "tree_path"): 3,
+        ("decline", NO_METHOD): 1,
+    }
+    assert list(table["decision"]) == ["approve", "review", "decline", "decline"]
+    assert rows["decline", "tree_path"].share_of_decision == pytest.approx(0.75)
+    assert rows["decline", "tree_path"].share_of_all == pytest.approx(0.3)
+    assert "75.0%" in html and "30.0%" in html

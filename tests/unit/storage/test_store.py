@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Column, Engine, MetaData, Table, insert, inspect
 
 from decisioning.contracts import DeadLetter, Decision, Event, Outcome
 from models.spec import load_spec
@@ -33,9 +33,16 @@ def _event(i: int, amount: float | None = 1000.0) -> Event:
     )
 
 
-def _decision(i: int, version: int = 1, arm: str = "champion", score: float = 0.3) -> Decision:
+def _decision(
+    i: int,
+    version: int = 1,
+    arm: str = "champion",
+    score: float = 0.3,
+    method: str | None = None,
+) -> Decision:
     return Decision.model_validate(
         {
+            "reason_method": method,
             "event_id": f"e{i}",
             "entity_id": f"app-{i}",
             "decision": "approve" if score < 0.5 else "decline",
@@ -154,3 +161,38 @@ def test_recent_features_window(engine: Engine) -> None:
     assert list(frame.columns) == SPEC.feature_names
     raw = store.recent_features(engine)
     assert set(raw.columns) == {"Amount", "Home", "Records", "Seniority"}
+
+
+def _methods(engine: Engine, include_shadow: bool = False) -> dict[str, str | None]:
+    frame = store.decisions_with_outcomes(engine, include_shadow=include_shadow)
+    methods = frame["reason_method"].astype(object).where(frame["reason_method"].notna(), None)
+    return dict(zip(frame["event_id"], methods, strict=True))
+
+
+def test_reason_method_is_stored(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.write_decisions(conn, [_decision(1, method="tree_path"), _decision(2)])
+        store.write_decisions(conn, [_decision(3, method="linear")], shadow=True)
+    assert _methods(engine) == {"e1": "tree_path", "e2": None}
+    assert _methods(engine, include_shadow=True)["e3"] == "linear"
+
+
+def test_create_schema_upgrades_an_old_store_in_place(tmp_path: Path) -> None:
+    eng = store.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    old = MetaData()  # the decision tables as the previous version created them
+    for table in (store.decisions, store.shadow_decisions):
+        cols = [c for c in table.columns if c.name != "reason_method"]
+        Table(table.name, old, *(Column(c.name, c.type, primary_key=c.primary_key) for c in cols))
+    old.create_all(eng)
+    row = _decision(1).model_dump(exclude={"schema_version", "reason_method"})
+    with eng.begin() as conn:
+        conn.execute(insert(old.tables["decisions"]), [{**row, "reasons": []}])
+    store.create_schema(eng)
+    store.create_schema(eng)  # idempotent once upgraded
+    for name in ("decisions", "shadow_decisions"):
+        assert "reason_method" in {c["name"] for c in inspect(eng).get_columns(name)}
+    with eng.begin() as conn:
+        store.write_decisions(conn, [_decision(2, method="integrated_gradients")])
+        store.write_decisions(conn, [_decision(3, method="occlusion")], shadow=True)
+    assert _methods(eng) == {"e1": None, "e2": "integrated_gradients"}
+    assert _methods(eng, include_shadow=True)["e3"] == "occlusion"
