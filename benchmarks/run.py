@@ -220,8 +220,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="client of the latency, sweep, soak and profile (default: the workers' default)",
     )  # fmt: skip
     parser.add_argument(
-        "--transaction-max-events", type=int, default=0,
-        help="DECISIONFLOW_TRANSACTION_MAX_EVENTS of ceilings, workers, latency and soak",
+        "--transaction-max-events", type=int, default=None,
+        help="DECISIONFLOW_TRANSACTION_MAX_EVENTS of ceilings, workers, latency and soak "
+        "(default: the workers' default)",
     )  # fmt: skip
     parser.add_argument("--soak-s", type=float, default=None, help="soak duration (s)")
     parser.add_argument(
@@ -266,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(
             run, registry, sizes, args.client_list,
             default_client=args.default_client, phases=args.phases,
-            transaction_max_events=args.transaction_max_events,
+            transaction_max_events=(
+                args.transaction_max_events
+                if args.transaction_max_events is not None
+                else settings.transaction_max_events
+            ),
         )  # fmt: skip
         res = bench.res
         res["meta"] = {

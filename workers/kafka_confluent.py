@@ -151,7 +151,7 @@ class ConfluentProducer:
                 **kafka.confluent_options(),
                 "transactional.id": transactional_id,
                 "transaction.timeout.ms": timeout_ms,
-                "linger.ms": 5,
+                "linger.ms": 1,  # the loop flushes each transaction: lingering only adds latency
                 "batch.size": 1024 * 1024,
                 "message.max.bytes": 4 * 1024 * 1024,
                 # no per-record callback into Python for records that made it

@@ -6,6 +6,8 @@ backends (confluent-kafka and kafka-python)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -40,16 +42,22 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
     return reg
 
 
-def _produce(bootstrap: str, topics: Topics, start: int, count: int) -> int:
-    """Send events start..start+count (credit rows, cycled) plus malformed ones; returns
-    how many records were sent in all."""
+def _produce(
+    bootstrap: str, topics: Topics, start: int, count: int, rate: float | None = None
+) -> int:
+    """Send events start..start+count (credit rows, cycled) plus malformed ones, at about
+    ``rate`` events/s when given; returns how many records were sent in all."""
     spec = load_spec("credit_data")
     df = load_frame(spec)
     rows = list(events_from_frame(df, spec.feature_names, spec.entity_key.column))
     corpus = malformed_corpus()
     sent = 0
     with EventProducer(bootstrap, topic=topics.events) as producer:
+        began = time.monotonic()
         for i in range(start, start + count):
+            if rate is not None and i % 500 == 0:
+                producer.flush()
+                time.sleep(max(began + (i - start) / rate - time.monotonic(), 0.0))
             entity_id, features = rows[i % len(rows)]
             producer.send(entity_id, features, event_id=f"e{i}")
             sent += 1
@@ -162,19 +170,26 @@ def test_sigkill_one_worker_mid_stream(bootstrap: str, stream: dict[str, object]
     topics: Topics = stream["topics"]  # type: ignore[assignment]
     reader: CommittedReader = stream["reader"]  # type: ignore[assignment]
     start = stream["start"]
-    sent = _produce(bootstrap, topics, 0, N_EVENTS)
+    # events keep arriving while the worker dies: the kill lands mid-stream however fast the
+    # workers are (they decide a backlog of 20,000 in a few seconds)
+    sent_total = N_EVENTS + len(range(0, N_EVENTS, MALFORMED_EVERY))
+    producer = threading.Thread(
+        target=_produce, args=(bootstrap, topics, 0, N_EVENTS, 2000.0), daemon=True
+    )
     w1 = start("w1")  # type: ignore[operator]
     start("w2")  # type: ignore[operator]
+    producer.start()
     wait_for(
-        lambda: _total(reader, topics, stream["workers"]) >= sent // 4,
+        lambda: _total(reader, topics, stream["workers"]) >= sent_total // 4,
         180,
         "a quarter decided",
         poll=0.2,
     )
     w1.kill()
-    assert _total(reader, topics, stream["workers"]) < sent, "too late to kill mid-stream"
+    assert _total(reader, topics, stream["workers"]) < sent_total, "too late to kill mid-stream"
     start(w1.name.rsplit("-", 1)[0])  # restarted under the same name: fences the dead one
-    _wait_all(bootstrap, stream, sent)
+    producer.join(60)
+    _wait_all(bootstrap, stream, sent_total)
     _assert_exactly_once(reader, topics, N_EVENTS)
 
 

@@ -318,7 +318,7 @@ def test_msgspec_escapes_every_character_like_the_stdlib() -> None:
     assert fast.encode(value) == canonical_json(value)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     st.floats(min_value=1e-4, max_value=1e16, exclude_max=True)
     | st.floats(min_value=-1e16, max_value=-1e-4, exclude_min=True)
@@ -328,7 +328,7 @@ def test_msgspec_prints_plain_floats_like_the_stdlib(value: float) -> None:
     assert msgspec.json.encode([value]) == canonical_json([value])
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.floats(min_value=-1e-4, max_value=1e-4, exclude_min=True, exclude_max=True))
 def test_msgspec_small_floats_are_spotted(value: float) -> None:
     """A float below 1e-4 that may print unlike the stdlib has 0.0000 or e- in msgspec's JSON."""
@@ -490,7 +490,7 @@ def raw_events(draw: st.DrawFn) -> bytes:
 
 
 @settings(
-    max_examples=800,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -499,7 +499,7 @@ def test_random_events_match_validate_event(raws: list[bytes]) -> None:
     _check_batch(raws)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_match_validate_event(raw: bytes) -> None:
     _check_batch([raw, GOOD, raw], max_bytes=256)

@@ -467,7 +467,7 @@ def check_types(columns: DecisionColumns) -> None:
 
 # ------------------------------------------------------------------------------ tests
 @pytest.mark.parametrize("name", sorted(POLICIES))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(batch=batches())
 def test_columns_and_batch_equal_the_reference(name: str, batch: dict[str, Any]) -> None:
     policy = explain_all(POLICIES[name])
@@ -501,7 +501,7 @@ def test_columns_and_batch_equal_the_reference(name: str, batch: dict[str, Any])
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(batch=batches(), only=st.sets(st.sampled_from(["approve", "review", "decline", "refer"])))
 def test_explain_only_explains_just_those_rows(
     name: str, batch: dict[str, Any], only: set[str]

@@ -137,7 +137,7 @@ def other_encoder() -> TabularEncoder:
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(data=st.data())
 def test_credit_columns_equal_frame_path(
     credit_encoder: TabularEncoder, data: st.DataObject
@@ -146,7 +146,7 @@ def test_credit_columns_equal_frame_path(
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(data=st.data())
 def test_other_spec_columns_equal_frame_path(
     other_encoder: TabularEncoder, data: st.DataObject

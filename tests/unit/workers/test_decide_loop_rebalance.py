@@ -20,7 +20,9 @@ from workers.testing import FakeLogConsumer, FakeModel, FakeTxnProducer, valid_e
 def _loop(consumer: FakeLogConsumer, producer: FakeTxnProducer) -> DecisionLoop:
     model = FakeModel()
     engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
-    settings = WorkerSettings(_env_file=None, max_batch_size=50, max_wait_ms=10_000)
+    settings = WorkerSettings(
+        _env_file=None, max_batch_size=50, max_wait_ms=10_000, transaction_max_events=0
+    )
     loop = DecisionLoop(settings, engine, worker_name="unit")
     consumer.listener = loop.tracker
     loop.tracker.on_assigned(list(consumer.assignment()))
