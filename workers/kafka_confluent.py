@@ -7,8 +7,8 @@ loop's own thread.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -145,7 +145,6 @@ class ConfluentProducer:
     def __init__(self, kafka: KafkaSettings, transactional_id: str, timeout_ms: int) -> None:
         self._failed: list[KafkaError] = []
         self._stuck = False
-        self._watchdog = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="txn-offsets")
         self._p = Producer(
             {
                 **kafka.confluent_options(),
@@ -194,17 +193,28 @@ class ConfluentProducer:
         # (confluentinc/librdkafka#5456, #5511): a watchdog gives up on this producer instead
         # of stalling the loop, which then builds a new one (fencing this one).
         self._check_usable()
-        future = self._watchdog.submit(
-            _call,
-            lambda: self._p.send_offsets_to_transaction(
-                _partitions(offsets), group_metadata, _TIMEOUT_S
-            ),
-        )
-        try:
-            future.result(timeout=_TIMEOUT_S + 5.0)
-        except cf.TimeoutError:
+        outcome: list[BaseException | None] = []
+
+        def call() -> None:
+            try:
+                _call(
+                    lambda: self._p.send_offsets_to_transaction(
+                        _partitions(offsets), group_metadata, _TIMEOUT_S
+                    )
+                )
+                outcome.append(None)
+            except BaseException as exc:  # handed to the caller below
+                outcome.append(exc)
+
+        # a daemon thread: one stuck in librdkafka must not keep the process from exiting
+        thread = threading.Thread(target=call, name="txn-offsets", daemon=True)
+        thread.start()
+        thread.join(_TIMEOUT_S + 5.0)
+        if not outcome:
             self._stuck = True
-            raise ClientError("send_offsets_to_transaction hung; replacing the producer") from None
+            raise ClientError("send_offsets_to_transaction hung; replacing the producer")
+        if outcome[0] is not None:
+            raise outcome[0]
 
     def _check_usable(self) -> None:
         if self._stuck:
@@ -228,7 +238,6 @@ class ConfluentProducer:
         _call(lambda: self._p.abort_transaction(_TIMEOUT_S))
 
     def close(self) -> None:
-        self._watchdog.shutdown(wait=False)
         if self._stuck:
             return  # its call may never return; the next producer's init fences it
         with contextlib.suppress(KafkaException):  # a fenced producer has nothing to flush
