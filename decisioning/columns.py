@@ -63,3 +63,15 @@ class DecisionColumns:
 
     def __len__(self) -> int:
         return len(self.decision)
+
+    def take(self, rows: Sequence[int]) -> DecisionColumns:
+        """The rows ``rows``, in that order."""
+        return DecisionColumns(
+            decision=[self.decision[i] for i in rows],
+            score=[self.score[i] for i in rows],
+            threshold=[self.threshold[i] for i in rows],
+            reasons=[self.reasons[i] for i in rows],
+            rule=[self.rule[i] for i in rows],
+            segment=[self.segment[i] for i in rows],
+            source=[self.source[i] for i in rows],
+        )

@@ -235,7 +235,7 @@ class DecisionEngine:
             live.extend(decided)
             shadow_rows = np.flatnonzero(~deciding[rows]).tolist()
             if shadow_rows:
-                shadow_parts = _take(parts, shadow_rows)
+                shadow_parts = parts.take(shadow_rows)
                 shadow.extend(
                     self._emit(variant, arm, sub.take(shadow_rows), shadow_parts, True, scored)
                 )
@@ -265,7 +265,7 @@ class DecisionEngine:
         )
         if live_mask is not None and not live_mask.all():
             rows = np.flatnonzero(live_mask).tolist()
-            events, live_parts = events.take(rows), _take(parts, rows)
+            events, live_parts = events.take(rows), parts.take(rows)
         else:
             live_parts = parts
         emitted = self._emit(variant, arm, events, live_parts, False, scored)
@@ -344,18 +344,6 @@ class DecisionEngine:
         except Exception:
             log.exception("%s failed; using the fallback", what)
         return None
-
-
-def _take(parts: DecisionColumns, rows: list[int]) -> DecisionColumns:
-    return DecisionColumns(
-        decision=[parts.decision[i] for i in rows],
-        score=[parts.score[i] for i in rows],
-        threshold=[parts.threshold[i] for i in rows],
-        reasons=[parts.reasons[i] for i in rows],
-        rule=[parts.rule[i] for i in rows],
-        segment=[parts.segment[i] for i in rows],
-        source=[parts.source[i] for i in rows],
-    )
 
 
 def dead_letter_of(rec: RawRecord, exc: BaseException, stage: Stage | None = None) -> DeadLetter:
