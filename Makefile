@@ -10,12 +10,12 @@ STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: help install lock stack-up stack-down stack-status lint typecheck test test-unit \
-        test-integration test-e2e demo bench airflow browser clean
+        test-integration test-e2e demo bench chaos airflow browser clean
 
 help:
 	@echo "make demo    - the whole loop end to end on the embedded default"
 	@echo "make test    - install, start the stack, ruff, mypy, unit, integration, e2e"
-	@echo "make stack-up | stack-down | stack-status | airflow | bench | lock"
+	@echo "make stack-up | stack-down | stack-status | airflow | bench | chaos | lock"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ demo: stack-up
 
 bench: stack-up
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# the reliability drill on its own stack (3 brokers; CHAOS_ARGS="--brokers 1" for one)
+chaos: $(STAMP)
+	$(PY) -m devtools.chaos $(CHAOS_ARGS)
 
 airflow: $(STAMP)
 	$(PY) -m devtools.airflow_local

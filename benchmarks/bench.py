@@ -296,3 +296,19 @@ class Bench(PhaseRunner):
             print("[bench] reason agreement: not available in this tree, skipped", flush=True)
             return
         self.res["reasons"] = out
+
+    def runtimes(self) -> None:
+        """Rows/s per score runtime (native, onnx, int8; fp16/bf16 on CUDA) and batch size,
+        with each variant's parity on held-out rows (in-process, no Kafka)."""
+        from benchmarks.runtimes import run_runtimes
+
+        print("[bench] runtime variants in-process", flush=True)
+        self.res["runtimes"] = run_runtimes(
+            self.registry, self.sizes["runtimes_min_s"], tuple(self.sizes["runtimes_batches"])
+        )
+
+    def api(self) -> None:
+        """p50/p99 of ``POST /v1/decisions`` at stated request rates (:mod:`benchmarks.api`)."""
+        from benchmarks.api import run_api_phase
+
+        run_api_phase(self)

@@ -423,7 +423,7 @@ class Run:
             "DECISIONFLOW_TRANSACTIONAL_ID_PREFIX": group,
             "DECISIONFLOW_MODEL_NAME": "credit_data",
             "PYTHONUNBUFFERED": "1",
-            **{f"DECISIONFLOW_TOPICS__{k.upper()}": v for k, v in topics.model_dump().items()},
+            **topics.env(),
         }
         env.update(extra)
         self.groups.append(group)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from benchmarks.api import api_section
 from benchmarks.profile import stage_seconds
+from benchmarks.runtimes import runtimes_section
 from benchmarks.targets import (
     TARGETS,
     ceiling_rate,
@@ -301,6 +303,7 @@ def _profile(res: dict[str, Any]) -> list[str]:
 def markdown(res: dict[str, Any]) -> str:
     """The whole report as Markdown (targets first)."""
     lines = _head(res) + _throughput(res)
-    for section in (_latency, _sweep, _soak, _engine, _reasons, _memory, _profile):
+    for section in (_latency, api_section, _sweep, _soak, _engine, _reasons, _memory, _profile):
         lines += section(res)
+    lines += runtimes_section(res)
     return "\n".join(lines) + "\n"

@@ -16,6 +16,10 @@ Celery queue, cleaned up after):
 6. ``peer``: one Celery task per event (``benchmarks.naive_peer``) through the same Redis;
 7. ``scoring``: in-process engine stages, µs per event per stage by batch size;
 8. ``reasons``: top-3 reason agreement, integrated gradients vs gradient x input.
+9. ``api``: p50/p99 of ``POST /v1/decisions`` (``decisionflow serve`` + 1 worker) at stated
+   request rates (:mod:`benchmarks.api`).
+10. ``runtimes``: rows/s per score runtime (native, onnx, int8; fp16/bf16 with a GPU) and
+    batch size, in-process, with each variant's parity (:mod:`benchmarks.runtimes`).
 
 Writes ``<out>/results.json`` and ``<out>/results.md``; with ``--docs`` (default in full mode)
 also replaces the results block of ``docs/benchmarks.md``. Verdicts: :mod:`benchmarks.targets`.
@@ -46,7 +50,18 @@ from workers.settings import WorkerSettings
 
 __all__ = ["PHASES", "main", "parse_sweep", "phases_for", "sizes_for"]
 
-PHASES = ("ceiling", "workers", "latency", "sweep", "soak", "peer", "scoring", "reasons")
+PHASES = (
+    "ceiling",
+    "workers",
+    "latency",
+    "sweep",
+    "soak",
+    "peer",
+    "scoring",
+    "reasons",
+    "api",
+    "runtimes",
+)
 QUICK_SKIPS = ("soak",)
 DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
@@ -79,6 +94,10 @@ def sizes_for(
             "soak_warm_events": 2000,
             "scoring_batches": [1, 100, 1000],
             "scoring_min_s": 0.05,
+            "runtimes_batches": [1, 32, 500, 2000],
+            "runtimes_min_s": 0.05,
+            "api_rates": [20],
+            "api_s": 3.0,
         }
     else:
         sizes = {
@@ -97,6 +116,10 @@ def sizes_for(
             "soak_warm_events": 20_000,
             "scoring_batches": [1, 10, 100, 500, 1000, 5000],
             "scoring_min_s": 0.3,
+            "runtimes_batches": [1, 32, 500, 2000],
+            "runtimes_min_s": 0.5,
+            "api_rates": [50, 200],
+            "api_s": 15.0,
         }
     if soak_s is not None:
         sizes["soak_s"] = float(soak_s)

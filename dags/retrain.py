@@ -14,10 +14,14 @@ the champion on the same holdout.
 5. **gate**: the champion is scored on the same holdout; the challenger must beat it by more
    than `gate_margin` without regressing the guard metrics.
 6. **register**: the candidate becomes the next registry version (refused ones too, for audit).
-7. **promote**: passed -> `champion` alias; refused -> `challenger` alias, champion stays.
+7. **optimise**: runtime variants of that version (ONNX, int8; fp16/bf16 on a GPU host), each
+   with its parity on the holdout (score deltas, ROC-AUC, decision agreement at the cut-offs
+   of `policies`) and rows/s; a variant outside its parity bounds is stored as not servable.
+   Never fails the run: workers fall back to the native model.
+8. **promote**: passed -> `champion` alias; refused -> `challenger` alias, champion stays.
    Either way the verdict and its reasons go into the alias history.
-8. **reload**: broadcast `reload_model` to the Celery workers (they also poll the alias).
-9. **report**: `var/reports/<day>/retrain-<run>/evaluation.html` (champion vs challenger on
+9. **reload**: broadcast `reload_model` to the Celery workers (they also poll the alias).
+10. **report**: `var/reports/<day>/retrain-<run>/evaluation.html` (champion vs challenger on
    the holdout: metrics, curves, calibration, cut-offs, importance, verdict) with its tables
    as CSV/Parquet, `retrain.json` + `candidates.csv`; the reports index is refreshed.
 
@@ -120,6 +124,21 @@ def register(data: dict, _verdict: dict, params: dict) -> dict:
 
 
 @task
+def optimise(data: dict, _registered: dict, params: dict) -> dict:
+    import common as ds
+
+    from pipelines.optimise import optimise_candidate
+
+    return optimise_candidate(
+        data["work_dir"],
+        ds.registry_url(),
+        ds.model_name(params["spec"]),
+        params.get("policies") or (),
+        params["dry_run"],
+    )
+
+
+@task
 def promote(data: dict, _registered: dict, params: dict) -> dict:
     import common as ds
 
@@ -209,6 +228,13 @@ def report(data: dict, _reloaded: dict, params: dict, ds=None, dag_run=None) -> 
         ),
         "seed": Param(0, type="integer", description="Seed of the split and the training."),
         "dry_run": Param(False, type="boolean", description="Gate only: register nothing."),
+        "policies": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Decision policies whose cut-offs the runtime variants must agree at; "
+            "empty = every shipped policy.",
+        ),
     },
 )
 def decisionflow_retrain() -> None:
@@ -217,7 +243,7 @@ def decisionflow_retrain() -> None:
     candidates = train.partial(data=data, _valid=valid).expand(family=families())
     evaluated = evaluate(data, candidates)
     verdict = gate(data, evaluated)
-    promotion = promote(data, register(data, verdict))
+    promotion = promote(data, optimise(data, register(data, verdict)))
     report(data, reload(promotion))
 
 

@@ -17,8 +17,9 @@ Typical use in a worker, per micro-batch::
     payload = encode_record(record)
 
 The columnar hot path does the same without a pydantic object per event:
-``BatchDecoder(kinds, spec_name, max_bytes).decode(raws)`` gives the good events as
-:class:`EventColumns` (and one ``EventError`` per bad record, exactly as ``validate_event``);
+``BatchDecoder(kinds, spec_name, max_bytes, ranges=..., window=...).decode(raws)`` gives the
+good events as :class:`EventColumns` (and one ``EventError`` per bad record, exactly as
+``validate_event``);
 ``encode_decisions(columns, decision_columns, ...)`` writes the ``Decision`` records.
 """
 
@@ -75,8 +76,10 @@ from decisioning.validation import (
     NonFiniteError,
     NotObjectError,
     NotUtf8Error,
+    OutOfRangeError,
     OversizeError,
     SchemaVersionError,
+    TimeWindow,
     UnknownFeatureError,
     parse_event,
     validate_event,
@@ -112,6 +115,7 @@ __all__ = [
     "NonFiniteError",
     "NotObjectError",
     "NotUtf8Error",
+    "OutOfRangeError",
     "Outcome",
     "OversizeError",
     "Policy",
@@ -123,6 +127,7 @@ __all__ = [
     "SchemaVersionError",
     "Segment",
     "Stage",
+    "TimeWindow",
     "UnhashableFeaturesError",
     "UnknownFeatureError",
     "apply_cutoffs",

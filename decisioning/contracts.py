@@ -37,6 +37,7 @@ __all__ = [
     "Outcome",
     "Reason",
     "Stage",
+    "UndecodableRecordError",
     "dead_letter",
     "encode_record",
 ]
@@ -51,7 +52,7 @@ FeatureValue = float | int | str | bool | None
 """One feature value on the wire: a JSON scalar. Floats must be finite."""
 
 Arm = Literal["champion", "challenger"]
-Stage = Literal["decode", "validate", "encode", "score", "decide"]
+Stage = Literal["consume", "decode", "validate", "encode", "score", "decide"]
 
 # no NUL character anywhere: PostgreSQL text refuses it, so one such event would stall the sink
 _NO_NUL = r"^[^\x00]*$"
@@ -216,9 +217,10 @@ class EventError(ValueError):
     """A raw event that cannot become an :class:`Event`.
 
     ``reason`` is a stable short label (the dead-letter reason and the metric label) and
-    ``stage`` the dead-letter stage: ``decode`` (the bytes are not a JSON object) or
-    ``validate`` (a JSON object that breaks the contract or the feature spec). The subclasses
-    live in :mod:`decisioning.validation`.
+    ``stage`` the dead-letter stage: ``consume`` (the Kafka client could not decode the
+    record: :class:`UndecodableRecordError`), ``decode`` (the bytes are not a JSON object) or
+    ``validate`` (a JSON object that breaks the contract or the feature spec). The other
+    subclasses live in :mod:`decisioning.validation`.
     """
 
     reason: ClassVar[str] = "invalid_event"
@@ -227,6 +229,15 @@ class EventError(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class UndecodableRecordError(EventError):
+    """A record the Kafka client could not decode (a compression codec it lacks, a corrupt
+    batch): it never reached the event decoder. Stage ``consume``; the message says what the
+    client reported."""
+
+    reason = "undecodable"
+    stage = "consume"
 
 
 def encode_record(record: BaseModel) -> bytes:

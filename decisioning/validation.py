@@ -5,9 +5,12 @@ names its reason and dead-letter stage.
    overflowing numbers, no duplicate keys), a top-level object;
 2. contract (stage ``validate``): a known ``schema_version`` and the :class:`Event` model;
 3. features (stage ``validate``): every feature known to the spec, each value of its column's
-   type (the encoder would otherwise impute a wrong type silently).
+   type (the encoder would otherwise impute a wrong type silently);
+4. ranges (stage ``validate``, reason ``out_of_range``): each numeric value within its
+   column's declared ``min`` / ``max`` (inclusive) and ``event_time`` within the accepted
+   window around now (``max_age`` before, ``max_future`` after).
 
-:func:`validate_event` runs all three; the worker dead-letters whatever it raises with
+:func:`validate_event` runs them all; the worker dead-letters whatever it raises with
 ``error.reason`` and ``error.stage``.
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
@@ -31,8 +36,10 @@ __all__ = [
     "NonFiniteError",
     "NotObjectError",
     "NotUtf8Error",
+    "OutOfRangeError",
     "OversizeError",
     "SchemaVersionError",
+    "TimeWindow",
     "UnknownFeatureError",
     "parse_event",
     "validate_event",
@@ -186,6 +193,58 @@ class UnknownFeatureError(EventError):
     stage = "validate"
 
 
+class OutOfRangeError(EventError):
+    """A numeric feature or the ``event_time`` lies outside the range the spec accepts."""
+
+    reason = "out_of_range"
+    stage = "validate"
+
+
+Range = tuple[float | None, float | None]
+"""A column's accepted (min, max), both inclusive; None leaves that side open."""
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The accepted ``event_time``: at most ``max_age_s`` seconds before now and
+    ``max_future_s`` after it; None leaves that side open."""
+
+    max_age_s: float | None = None
+    max_future_s: float | None = None
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
+        """Earliest and latest accepted time at ``now`` (aware), clamped to what datetime holds."""
+        return (
+            _shift(now, -self.max_age_s) if self.max_age_s is not None else _EARLIEST,
+            _shift(now, self.max_future_s) if self.max_future_s is not None else _LATEST,
+        )
+
+
+def _shift(now: datetime, seconds: float) -> datetime:
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:  # a window wider than the calendar: that side is open
+        return _EARLIEST if seconds < 0 else _LATEST
+
+
+def _number(value: float) -> str:
+    """``value`` as a message shows it: integral values without ``.0``, others as repr."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)
+
+
+def _seconds(seconds: float) -> str:
+    """A duration in its largest whole unit: ``3650d``, ``1h``, ``90s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    return f"{_number(seconds)}s"
+
+
 def _type_ok(kind: str, value: Any) -> bool:
     if value is None:
         return True
@@ -197,18 +256,30 @@ def _type_ok(kind: str, value: Any) -> bool:
 
 
 class FeatureChecker:
-    """Checks events' features against one feature spec's columns.
+    """Checks events' features (and ``event_time``) against one feature spec.
 
     ``kinds`` maps each column to its type (``numeric``, ``categorical``, ``boolean``), as in
-    ``{c.name: c.type for c in spec.columns}`` of a ``models.spec.FeatureSpec``.
+    ``{c.name: c.type for c in spec.columns}`` of a ``models.spec.FeatureSpec``; ``ranges``
+    maps numeric columns to their accepted (min, max) (``spec.ranges``); ``window`` is the
+    accepted ``event_time`` window (``spec.event_time``), None: any time.
     """
 
-    def __init__(self, kinds: Mapping[str, str], spec_name: str) -> None:
+    def __init__(
+        self,
+        kinds: Mapping[str, str],
+        spec_name: str,
+        *,
+        ranges: Mapping[str, Range] | None = None,
+        window: TimeWindow | None = None,
+    ) -> None:
         self.spec_name = spec_name
         self.kinds = dict(kinds)
+        self.ranges = _checked_ranges(self.kinds, ranges or {})
+        self.window = window
 
     def __call__(self, features: Mapping[str, Any]) -> None:
-        """Raise if ``features`` has an unknown name or a value of the wrong type."""
+        """Raise if ``features`` has an unknown name, a value of the wrong type or one out of
+        its column's range (checked in spec order once every type is right)."""
         kinds = self.kinds
         if not kinds.keys() >= features.keys():
             unknown = sorted(set(features) - kinds.keys())
@@ -219,10 +290,59 @@ class FeatureChecker:
                     f"feature {name!r} must be {kinds[name]}, "
                     f"got {type(value).__name__} {value!r:.40}"
                 )
+        for name, (low, high) in self.ranges.items():
+            value = features.get(name)
+            if value is None:
+                continue
+            if low is not None and value < low:
+                raise OutOfRangeError(
+                    f"feature {name!r} = {_number(value)} is below the minimum {_number(low)}"
+                )
+            if high is not None and value > high:
+                raise OutOfRangeError(
+                    f"feature {name!r} = {_number(value)} is above the maximum {_number(high)}"
+                )
+
+    def check_time(self, when: datetime, now: datetime) -> None:
+        """Raise :class:`OutOfRangeError` if ``when`` lies outside the window at ``now``."""
+        window = self.window
+        if window is None:
+            return
+        earliest, latest = window.bounds(now)
+        if when < earliest:
+            raise OutOfRangeError(
+                f"event_time = {when.isoformat()} is before the earliest accepted "
+                f"{earliest.isoformat()} (max_age {_seconds(window.max_age_s or 0.0)})"
+            )
+        if when > latest:
+            raise OutOfRangeError(
+                f"event_time = {when.isoformat()} is after the latest accepted "
+                f"{latest.isoformat()} (max_future {_seconds(window.max_future_s or 0.0)})"
+            )
 
 
-def validate_event(raw: bytes, max_bytes: int, check_features: FeatureChecker) -> Event:
-    """Decode, check the contract and the features: the one validation of a raw event."""
+def _checked_ranges(kinds: Mapping[str, str], ranges: Mapping[str, Range]) -> dict[str, Range]:
+    """``ranges`` without open ones, after checking they name numeric columns, min <= max."""
+    out: dict[str, Range] = {}
+    for name, (low, high) in ranges.items():
+        if kinds.get(name) != "numeric":
+            raise ValueError(f"a range needs a numeric column: {name!r} is {kinds.get(name)}")
+        if (low is not None and math.isnan(low)) or (high is not None and math.isnan(high)):
+            raise ValueError(f"range of {name!r} has a NaN bound")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"range of {name!r}: min {low!r} > max {high!r}")
+        if (low, high) != (None, None):
+            out[name] = (low, high)
+    return out
+
+
+def validate_event(
+    raw: bytes, max_bytes: int, check_features: FeatureChecker, now: datetime | None = None
+) -> Event:
+    """Decode, check the contract, the features and their ranges, and ``event_time`` against
+    the window at ``now`` (default: the current time): the one validation of a raw event."""
     event = parse_event(raw, max_bytes)
     check_features(event.features)
+    if check_features.window is not None:
+        check_features.check_time(event.event_time, now or datetime.now(UTC))
     return event

@@ -112,10 +112,7 @@ class Demo:
                 "DECISIONFLOW_GROUP_ID": f"decisionflow-{self.args.topic_prefix or 'demo'}",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "PYTHONUNBUFFERED": "1",
-                **{
-                    f"DECISIONFLOW_TOPICS__{k.upper()}": v
-                    for k, v in self.topics.model_dump().items()
-                },
+                **self.topics.env(),
             }
         )
         return env
@@ -155,7 +152,7 @@ class Demo:
             existing = set(admin.list_topics())
             new = [
                 NewTopic(t, 1 if t == self.topics.dlq else 6, 1)
-                for t in self.topics.model_dump().values()
+                for t in self.topics.names()
                 if t not in existing
             ]
             if new:

@@ -7,10 +7,18 @@ Layout::
     <root>/<name>/aliases.json          {"champion": 3, "challenger": 4}
     <root>/<name>/alias_history.jsonl   one JSON object per alias move (append-only)
 
-Every load checks the sha256 of every file against ``MANIFEST.json`` (itself checked against
-``MANIFEST.json.sha256``) before anything is deserialised; a mismatch, a missing file or an
-unlisted file raises :class:`RegistryIntegrityError` naming the file. Model files are never
-pickles: torch weights load with ``weights_only=True``, scikit-learn via skops allow-lists.
+Every load checks, before anything is deserialised, ``MANIFEST.json`` against
+``MANIFEST.json.sha256``, its Ed25519 signature ``MANIFEST.json.sig`` against the trusted public
+key (:mod:`models.signing`), that it was signed for this name and version, and the sha256 of
+every file against it; any failure (a changed, missing or unlisted file, a rewritten and
+re-hashed manifest, a missing signature or one made with another key) raises
+:class:`RegistryIntegrityError` naming the version and what failed. Versions registered before
+signing existed are refused until an operator checks and signs them (:meth:`ModelRegistry.sign`,
+``decisionflow models sign NAME VERSION``). Model files are never pickles: torch weights load
+with ``weights_only=True``, scikit-learn via skops allow-lists.
+
+One version travels as one signed bundle (:meth:`ModelRegistry.export_bundle` /
+:meth:`ModelRegistry.import_bundle`): a tar of its files and seal, verified before import.
 
 On a local filesystem new versions are staged and renamed into place, alias files are replaced
 atomically (temp file + ``os.replace``) and alias moves hold an exclusive ``flock``. On other
@@ -39,22 +47,33 @@ from models.family import ModelFamily
 from models.metrics import Metrics
 from models.model import Model
 from models.registry_files import (
+    MANIFEST,
     NAME_RE,
+    SEAL_FILES,
+    SIGNATURE,
     RegistryError,
     RegistryFiles,
     RegistryIntegrityError,
     UnknownModelError,
+    check_sealed,
+    dict_reader,
+    read_bundle,
+    write_bundle,
 )
+from models.signing import RegistryKeys
 from models.spec import SpecError, spec_from_yaml
 from models.training import TrainedModel
 
 __all__ = [
     "REGISTRY_URL_ENV",
     "AliasEvent",
+    "ImportResult",
     "LoadedModel",
     "ModelRegistry",
     "RegistryError",
     "RegistryIntegrityError",
+    "RegistryKeys",
+    "SignResult",
     "UnknownModelError",
     "VersionInfo",
     "default_registry_url",
@@ -115,6 +134,27 @@ class LoadedModel(Model):
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SignResult:
+    """What :meth:`ModelRegistry.sign` did to one version."""
+
+    name: str
+    version: int
+    key_id: str
+    signed: bool  # False: it already carried a valid signature of this key
+    before: str  # the signature check's verdict before signing
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What :meth:`ModelRegistry.import_bundle` did."""
+
+    name: str
+    version: int
+    key_id: str
+    created: bool  # False: the registry already held this exact version
+
+
 class ModelRegistry:
     """Versioned artifacts + aliases + alias history under one root (path or fsspec URL).
 
@@ -124,9 +164,14 @@ class ModelRegistry:
     """
 
     def __init__(
-        self, url: str | Path | None = None, storage_options: Mapping[str, Any] | None = None
+        self,
+        url: str | Path | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        keys: RegistryKeys | None = None,
     ) -> None:
         self.url = str(url) if url is not None else default_registry_url()
+        # signing key (training side) / verify key; default: DECISIONFLOW_REGISTRY__* paths
+        self.keys = keys if keys is not None else RegistryKeys.from_env()
         self.files = RegistryFiles(self.url, dict(storage_options or {}))
         self.book = AliasBook(self.files)
         self.root = self.files.root
@@ -182,6 +227,7 @@ class ModelRegistry:
         """Store a trained model as the next version of ``name`` (default: the spec name)."""
         model_name = name or trained.spec.name
         self._check_name(model_name)
+        signer = self.keys.signer()  # before any work: a verify-only host cannot register
         with tempfile.TemporaryDirectory(prefix="df-register-") as tmp:
             stage = Path(tmp)
             files = trained.model.save(stage)
@@ -211,7 +257,7 @@ class ModelRegistry:
                 "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
                 "extra": dict(extra or {}),
             }
-            return self.files.publish(model_name, stage, files, meta)
+            return self.files.publish(model_name, stage, files, meta, signer)
 
     # ---------------------------------------------------------------- resolve
     def aliases(self, name: str) -> dict[str, int]:
@@ -250,8 +296,8 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------- load
     def verify(self, name: str, ref: str | int) -> dict[str, bytes]:
-        """Check every file of a version against its manifest; return the verified bytes."""
-        return self.files.verify(name, self.resolve(name, ref))
+        """Check a version's signature and every file against its manifest; the verified bytes."""
+        return self.files.verify(name, self.resolve(name, ref), self.keys.verifier())
 
     def metadata(self, name: str, ref: str | int = "champion") -> dict[str, Any]:
         """Verified metadata.json of a version."""
@@ -263,7 +309,7 @@ class ModelRegistry:
     ) -> LoadedModel:
         """Verify every sha256, then load encoder, spec and model of a version."""
         version = self.resolve(name, ref)
-        blobs = self.files.verify(name, version)
+        blobs = self.files.verify(name, version, self.keys.verifier())
         try:
             spec = spec_from_yaml(blobs[SPEC_FILE].decode("utf-8"), f"{name} v{version}")
         except SpecError as exc:
@@ -317,3 +363,83 @@ class ModelRegistry:
                 raise UnknownModelError(f"model {name!r} has no alias {alias!r} to roll back")
             previous = self.book.previous(name, alias)
             return self.book.move(name, alias, previous, "rollback", reason or "rollback")
+
+    # ------------------------------------------------------ signing, bundles
+    def sign(self, name: str, ref: str | int, force: bool = False) -> SignResult:
+        """Sign a version whose files match its manifest: one registered before signing
+        existed, or (``force``) one whose signature fails, e.g. made with a retired key.
+
+        Signing vouches for the content: check the version first. Without ``force`` a version
+        carrying a signature that fails (another key, a rewritten manifest) is refused.
+        """
+        signer = self.keys.signer()
+        with self.files.lock(name):
+            version = self.resolve(name, ref)
+            self.files.check_checksums(name, version)
+            before = f"{name} v{version}: not signed"
+            if SIGNATURE in self.files.names(self.files.path(name, "versions", version)):
+                try:
+                    self.files.sealed(name, version, signer.verifier())
+                except RegistryIntegrityError as exc:
+                    if not force:
+                        raise RegistryIntegrityError(
+                            f"{exc}\n(re-signing a version whose signature fails needs "
+                            f"--force; check the version first)"
+                        ) from None
+                    before = str(exc)
+                else:
+                    return SignResult(name, version, signer.key_id, False, "signed, this key")
+            self.files.seal(name, version, signer)
+            self.files.sealed(name, version, signer.verifier())  # read back what we wrote
+        return SignResult(name, version, signer.key_id, True, before)
+
+    def add_files(
+        self, name: str, version: int, entries: Mapping[str, bytes], replace: bool = False
+    ) -> None:
+        """Add files (e.g. a runtime variant) to a registered version and re-sign it: the
+        version is verified first, then the files are written and the manifest is rewritten
+        over every file and signed (training host only). ``replace``: may overwrite files."""
+        signer = self.keys.signer()
+        with self.files.lock(name):
+            current = self.files.verify(name, version, self.keys.verifier())
+            for fname in entries:
+                if not NAME_RE.match(fname) or fname in SEAL_FILES:
+                    raise RegistryError(f"{name} v{version}: invalid file name {fname!r}")
+                if fname in current and not replace:
+                    raise RegistryError(f"{name} v{version}: {fname} exists already")
+            base = self.files.path(name, "versions", version)
+            for fname, data in entries.items():
+                self.files.write_atomic(f"{base}/{fname}", data)
+            self.files.seal(name, version, signer)
+
+    def export_bundle(self, name: str, ref: str | int, out: str | Path) -> int:
+        """Write a verified version as one signed bundle (tar) at ``out``; its number."""
+        version = self.resolve(name, ref)
+        sealed = self.files.sealed(name, version, self.keys.verifier())
+        write_bundle(Path(out), sealed)
+        return version
+
+    def import_bundle(self, path: str | Path) -> ImportResult:
+        """Add the version in a bundle under its own name and number, after checking its
+        signature and every checksum; never overwrites a different version."""
+        verifier = self.keys.verifier()
+        entries = read_bundle(Path(path))
+        sealed = check_sealed(f"bundle {path}", entries, dict_reader(entries), verifier)
+        name, version = sealed.name, sealed.version
+        self._check_name(name)
+        with self.files.lock(name):
+            created = version not in self.files.versions(name)
+            if not created:
+                here = self.files.read(self.files.path(name, "versions", version, MANIFEST))
+                if here != sealed.seal[MANIFEST]:
+                    raise RegistryError(
+                        f"{name} v{version} already exists in {self.url} with other content; "
+                        f"refused (a version is never overwritten)"
+                    )
+            elif not self.files.install(sealed):
+                raise RegistryError(
+                    f"{name} v{version}: its folder already exists in {self.url} (incomplete "
+                    f"version?); refused"
+                )
+            self.files.sealed(name, version, verifier)  # what the registry now holds
+        return ImportResult(name, version, verifier.key_id, created)

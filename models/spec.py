@@ -9,31 +9,64 @@ by writing a spec, not code::
     entity_key: {column: application_id, synthesize_format: "app-{:06d}"}
     label: {column: Status, positive: bad}
     columns:
-      - {name: Income, type: numeric, missing: {strategy: median, indicator: true}}
+      - {name: Income, type: numeric, min: 0, missing: {strategy: median, indicator: true}}
+      - {name: Age, type: numeric, min: 18, max: 120}
       - {name: Home, type: categorical}
       - {name: Records, type: boolean, true_values: ["yes"], false_values: ["no"]}
+    event_time: {max_age: 3650d, max_future: 1h}
+
+Ranges and the event-time window are what the workers accept: an event whose feature or
+``event_time`` falls outside is dead-lettered with reason ``out_of_range``. Workers read them
+from the spec saved with the deployed model, so a changed range takes effect with the next
+model trained on the changed spec.
+
+* ``min`` / ``max`` (numeric columns only, optional, inclusive, finite numbers, ``min <= max``):
+  the accepted values of the column; a missing value (absent or ``null``) is not checked. YAML
+  reads ``1e9`` as a string: write ``1000000000`` or ``1.0e+9``.
+* ``event_time`` (optional): ``max_age`` is how far before the worker's clock an event's
+  ``event_time`` may lie, ``max_future`` how far after it (clock skew). A duration is a number of
+  seconds or a string ``<number><unit>`` with unit ``s``, ``m``, ``h``, ``d`` or ``w``
+  (``90s``, ``5m``, ``36h``, ``30d``, ``2w``); ``null`` leaves that side open. The defaults,
+  ``3650d`` (ten years: replays and audits of old events still pass) and ``1h``, reject absurd
+  times such as year 1 or 9999.
+
+Settings added after the first format (``min``, ``max``, ``event_time``) are left out of
+:meth:`FeatureSpec.to_dict` while unset (at their defaults), so a spec that does not use them
+keeps its hash (the registry's metadata holds it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "ColumnSpec",
     "EntityKeySpec",
+    "EventTimeSpec",
     "FeatureSpec",
     "LabelSpec",
     "MissingPolicy",
     "SpecError",
     "available_specs",
     "load_spec",
+    "parse_duration",
     "spec_from_mapping",
     "spec_from_yaml",
     "spec_hash",
@@ -42,7 +75,12 @@ __all__ = [
 ColumnType = Literal["numeric", "categorical", "boolean"]
 Strategy = Literal["median", "mean", "most_frequent", "constant", "category"]
 
+Bound = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A column's ``min`` / ``max``: a finite number (not a bool, not a string)."""
+
 _SPEC_PACKAGE = "models.specs"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
 
 
 class SpecError(ValueError):
@@ -83,10 +121,16 @@ class ColumnSpec(_Frozen):
     false_values: tuple[str, ...] = ("false", "0", "no", "n", "f")
     max_categories: int = Field(default=200, ge=1, le=250)
     transform: Literal["none", "log1p"] = "none"
+    min: Bound | None = None
+    max: Bound | None = None
 
     @model_validator(mode="after")
     def _strategy_fits_type(self) -> ColumnSpec:
         strategy = self.resolved_strategy
+        if self.type != "numeric" and (self.min is not None or self.max is not None):
+            raise ValueError("min / max only apply to numeric columns")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min!r} is greater than max {self.max!r}")
         if self.type != "numeric" and self.transform != "none":
             raise ValueError(f"transform {self.transform!r} only applies to numeric columns")
         if self.type != "numeric" and strategy in ("median", "mean"):
@@ -135,6 +179,60 @@ class EntityKeySpec(_Frozen):
         return value
 
 
+def parse_duration(value: object) -> float | None:
+    """Seconds of a duration: ``None``, a number of seconds (>= 0) or ``<number><unit>``.
+
+    Units: ``s``, ``m``, ``h``, ``d``, ``w`` (``"90s"``, ``"5m"``, ``"30d"``). Raises
+    ``ValueError`` for anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip())):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(
+            f"{value!r} is not a duration: seconds, or a number with a unit s/m/h/d/w ('30d')"
+        )
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"duration {value!r} must be a finite number of seconds >= 0")
+    return seconds
+
+
+def _duration_text(seconds: float | None) -> str | float | None:
+    """``seconds`` in the largest unit that divides it (``"3650d"``, ``"90s"``); a fraction of
+    a second stays a number."""
+    if seconds is None or not seconds.is_integer():
+        return seconds
+    for unit in ("d", "h", "m"):
+        count = seconds / _UNIT_SECONDS[unit]
+        if count.is_integer() and count >= 1:
+            return f"{int(count)}{unit}"
+    return f"{int(seconds)}s"
+
+
+class EventTimeSpec(_Frozen):
+    """The accepted ``event_time`` window, relative to the worker's clock when it decodes.
+
+    ``max_age``: how long before now an event may have happened; ``max_future``: how far after
+    now its time may lie (clock skew). Durations in seconds (written as ``"30d"``, ``"5m"``...);
+    ``None`` leaves that side open.
+    """
+
+    max_age: float | None = 3650 * 86400.0  # ten years: replays and audits of old events pass
+    max_future: float | None = 3600.0  # an hour of producer clock skew
+
+    @field_validator("max_age", "max_future", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> float | None:
+        return parse_duration(value)
+
+    @field_serializer("max_age", "max_future")
+    def _text(self, seconds: float | None) -> str | float | None:
+        return _duration_text(seconds)
+
+
 class FeatureSpec(_Frozen):
     """A whole dataset description: source, entity key, label and feature columns."""
 
@@ -145,6 +243,7 @@ class FeatureSpec(_Frozen):
     entity_key: EntityKeySpec
     label: LabelSpec
     columns: tuple[ColumnSpec, ...]
+    event_time: EventTimeSpec = EventTimeSpec()
 
     @model_validator(mode="after")
     def _names_unique(self) -> FeatureSpec:
@@ -174,9 +273,25 @@ class FeatureSpec(_Frozen):
                 return col
         raise KeyError(name)
 
+    @property
+    def ranges(self) -> dict[str, tuple[float | None, float | None]]:
+        """``{column: (min, max)}`` of the columns with a declared range, in spec order."""
+        return {c.name: (c.min, c.max) for c in self.columns if (c.min, c.max) != (None, None)}
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-compatible dict of the whole spec (defaults included)."""
-        return self.model_dump(mode="json")
+        """A JSON-compatible dict of the whole spec (defaults included).
+
+        Except the later settings while unset (a column's ``min`` / ``max``, ``event_time`` at
+        its default): a spec that does not use them keeps the hash it had before they existed.
+        """
+        data = self.model_dump(mode="json")
+        for column in data["columns"]:
+            for key in ("min", "max"):
+                if column[key] is None:
+                    del column[key]
+        if self.event_time == EventTimeSpec():
+            del data["event_time"]
+        return data
 
     def to_yaml(self) -> str:
         """The spec as YAML text (round-trips through :func:`spec_from_yaml`)."""

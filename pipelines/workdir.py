@@ -15,6 +15,7 @@ Layout of ``work_dir``::
     evaluation.json           holdout metrics of every candidate and the best one
     gate.json                 champion metrics on the same holdout + the gate verdict
     registered.json promoted.json   what register / promote did
+    optimised.json            the registered version's runtime variants (pipelines.optimise)
 """
 
 from __future__ import annotations
@@ -401,13 +402,17 @@ def run_retrain(
     dry_run: bool = False,
     reference_path: str | None = None,
     device: str | None = None,
+    optimise: bool = True,
 ) -> dict[str, Any]:
     """Every step in order, as the retrain DAG runs them; returns each step's result.
 
     The data is ``frame`` when given, else the store at ``database_url`` (bootstrapping from
     ``source`` or the spec's dataset while it has no labels), else ``source``/the dataset.
+    ``optimise``: build the registered version's runtime variants (:mod:`pipelines.optimise`)
+    before promoting it.
     """
     from models.data import load_frame
+    from pipelines.optimise import optimise_candidate
 
     if frame is None and database_url is None:
         spec = load_spec(spec_name)
@@ -429,6 +434,11 @@ def run_retrain(
     evaluation = evaluate_candidates(work_dir, [t["path"] for t in trained], metric)
     verdict = gate_candidate(work_dir, registry_url, model_name, metric, margin)
     registered = register_candidate(work_dir, registry_url, model_name, dry_run)
+    optimised = (
+        optimise_candidate(work_dir, registry_url, model_name, dry_run=dry_run)
+        if optimise
+        else {"version": registered.get("version"), "skipped": "not asked for"}
+    )
     promotion = promote_candidate(
         work_dir, registry_url, model_name, reference_path, dry_run, promote
     )
@@ -439,5 +449,6 @@ def run_retrain(
         "evaluation": evaluation,
         "gate": verdict,
         "registered": registered,
+        "optimised": optimised,
         "promotion": promotion,
     }

@@ -5,6 +5,10 @@ native ``INSERT .. ON CONFLICT DO NOTHING``, so every write is idempotent on its
 (``event_id``; a dead letter's source topic/partition/offset) and replaying a Kafka topic into
 the store is harmless. Readers return pandas frames for the training and evaluation code.
 
+``quarantine`` keeps the Kafka records the sink could not land (a value the database refused,
+or one that did not parse), raw bytes and all, keyed by their source topic/partition/offset,
+so that an operator can inspect and re-land them (``decisionflow sink quarantine``).
+
 A test or a tenant can isolate its tables in a PostgreSQL schema without code:
 ``postgresql+psycopg://.../db?options=-csearch_path%3Dmy_schema``.
 """
@@ -12,24 +16,30 @@ A test or a tenant can isolate its tables in a PostgreSQL schema without code:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Engine,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     create_engine,
+    delete,
+    func,
     insert,
     inspect,
     select,
@@ -45,18 +55,24 @@ from models.data import features_from_records
 from models.spec import FeatureSpec
 
 __all__ = [
+    "QuarantinedRecord",
     "Store",
     "create_schema",
     "decisions_with_outcomes",
+    "delete_quarantined",
     "labelled_frame",
     "make_engine",
     "metadata",
+    "quarantine_summary",
+    "read_quarantine",
     "recent_features",
     "row_counts",
+    "transaction",
     "write_dead_letters",
     "write_decisions",
     "write_events",
     "write_outcomes",
+    "write_quarantine",
 ]
 
 _JSON = JSON().with_variant(JSONB(), "postgresql")
@@ -130,6 +146,24 @@ dead_letters = Table(
     Column("failed_at", _TS, nullable=False),
 )
 
+# Kafka records the sink could not land. Raw bytes (BYTEA / BLOB) so that a value PostgreSQL
+# refused as text (a NUL, bad UTF-8) can still be kept; keyed by source position (idempotent).
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("source_topic", String(249), primary_key=True),
+    Column("source_partition", Integer, primary_key=True),
+    Column("source_offset", BigInteger, primary_key=True),
+    Column("kind", String(32), nullable=False),  # events, decisions, shadow, dlq, outcomes
+    Column("stage", String(16), nullable=False),  # parse (not a valid record) | store (refused)
+    Column("error_class", String(128), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("source_key", LargeBinary),
+    Column("raw", LargeBinary),  # NULL: the record had no value (a tombstone)
+    Column("raw_size", Integer, nullable=False),
+    Column("quarantined_at", _TS, nullable=False, index=True),
+)
+
 
 class Store:
     """Names of the tables (for callers that want Core access)."""
@@ -139,6 +173,23 @@ class Store:
     shadow_decisions = shadow_decisions
     outcomes = outcomes
     dead_letters = dead_letters
+    quarantine = quarantine
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """A Kafka record the sink could not land, and why (a row of ``quarantine``)."""
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    kind: str
+    stage: str
+    error_class: str
+    error: str
+    source_key: bytes | None
+    raw: bytes | None
+    quarantined_at: datetime
 
 
 def make_engine(url: str) -> Engine:
@@ -152,6 +203,9 @@ def make_engine(url: str) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         return create_engine(url, connect_args={"timeout": 30})
+    if url.startswith("postgresql") and "connect_timeout" not in url:
+        # a blackholed server must not hold a caller (the sink's stop, a DAG task) for minutes
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -194,6 +248,22 @@ def create_schema(engine: Engine) -> None:
 # ------------------------------------------------------------------------------ writing
 
 
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that commits on exit (rolls back on error).
+
+    Unlike ``engine.begin()`` it keeps SAVEPOINTs (``conn.begin_nested()``) nested on SQLite
+    too: pysqlite opens its transaction only before DML, so a first SAVEPOINT would start one
+    of its own and its RELEASE would commit early. Here SQLite gets an explicit ``BEGIN``.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            dbapi = conn.connection.dbapi_connection
+            if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+                conn.exec_driver_sql("BEGIN")
+        yield conn
+
+
 def _insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert ``rows``, skipping those whose key already exists; returns rows inserted."""
     if not rows:
@@ -216,8 +286,6 @@ def _insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, A
 
 
 def _count(conn: Connection, table: Table) -> int:
-    from sqlalchemy import func
-
     return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
@@ -296,6 +364,47 @@ def write_dead_letters(conn: Connection, items: Iterable[DeadLetter]) -> int:
     return _insert_ignore(conn, dead_letters, rows)
 
 
+def write_quarantine(conn: Connection, items: Iterable[QuarantinedRecord]) -> int:
+    """Keep records the sink could not land (keyed by source position); returns how many new."""
+    rows = _dedupe(
+        (
+            {
+                "source_topic": q.source_topic,
+                "source_partition": q.source_partition,
+                "source_offset": q.source_offset,
+                "kind": q.kind,
+                "stage": q.stage,
+                "error_class": q.error_class[:128],
+                "error": q.error,
+                "source_key": q.source_key,
+                "raw": q.raw,
+                "raw_size": len(q.raw or b""),
+                "quarantined_at": q.quarantined_at,
+            }
+            for q in items
+        ),
+        "source_topic",
+        "source_partition",
+        "source_offset",
+    )
+    return _insert_ignore(conn, quarantine, rows)
+
+
+def delete_quarantined(conn: Connection, keys: Iterable[tuple[str, int, int]]) -> int:
+    """Remove quarantined records by ``(topic, partition, offset)``; returns how many went."""
+    removed = 0
+    for topic, partition, offset in keys:
+        result = conn.execute(
+            delete(quarantine).where(
+                quarantine.c.source_topic == topic,
+                quarantine.c.source_partition == partition,
+                quarantine.c.source_offset == offset,
+            )
+        )
+        removed += result.rowcount
+    return removed
+
+
 def row_counts(engine: Engine) -> dict[str, int]:
     """Rows per table (for logs, tests and the sink's summary)."""
     with engine.connect() as conn:
@@ -303,6 +412,75 @@ def row_counts(engine: Engine) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------------------ reading
+
+
+def _has_quarantine(engine: Engine) -> bool:
+    """False on a store no sink of this version has upgraded yet (nothing quarantined)."""
+    return inspect(engine).has_table(quarantine.name)
+
+
+def read_quarantine(
+    engine: Engine, kind: str | None = None, limit: int | None = None
+) -> list[QuarantinedRecord]:
+    """Quarantined records, newest first (``kind``: only records of that topic kind)."""
+    if not _has_quarantine(engine):
+        return []
+    stmt = select(quarantine).order_by(
+        quarantine.c.quarantined_at.desc(),
+        quarantine.c.source_topic,
+        quarantine.c.source_partition,
+        quarantine.c.source_offset.desc(),
+    )
+    if kind is not None:
+        stmt = stmt.where(quarantine.c.kind == kind)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [
+        QuarantinedRecord(
+            source_topic=r.source_topic,
+            source_partition=r.source_partition,
+            source_offset=r.source_offset,
+            kind=r.kind,
+            stage=r.stage,
+            error_class=r.error_class,
+            error=r.error,
+            source_key=None if r.source_key is None else bytes(r.source_key),
+            raw=None if r.raw is None else bytes(r.raw),
+            quarantined_at=_utc(r.quarantined_at) or r.quarantined_at,
+        )
+        for r in rows
+    ]
+
+
+def quarantine_summary(engine: Engine) -> pd.DataFrame:
+    """Quarantined records per kind, stage and error class: count, first and last time.
+
+    Columns ``kind, stage, error_class, count, first, last``, the largest groups first.
+    """
+    columns = ["kind", "stage", "error_class", "count", "first", "last"]
+    if not _has_quarantine(engine):
+        return pd.DataFrame(columns=columns)
+    q = quarantine.c
+    stmt = (
+        select(
+            q.kind,
+            q.stage,
+            q.error_class,
+            func.count().label("count"),
+            func.min(q.quarantined_at).label("first"),
+            func.max(q.quarantined_at).label("last"),
+        )
+        .group_by(q.kind, q.stage, q.error_class)
+        .order_by(func.count().desc(), q.kind, q.stage, q.error_class)
+    )
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(stmt).all()]
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for col in ("first", "last"):
+        frame[col] = pd.to_datetime(frame[col].map(_utc), utc=True)
+    return frame
 
 
 def _utc(value: datetime | None) -> datetime | None:

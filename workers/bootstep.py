@@ -44,10 +44,12 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
     tune_process(settings)
     device = None if settings.device == "auto" else settings.device
     holder = ModelHolder(
-        ModelRegistry(settings.registry_url),
+        ModelRegistry(settings.registry_url, keys=settings.registry.keys()),
         settings.model_name,
         poll_s=settings.reload_poll_s,
         device=device,
+        runtime=settings.runtime,
+        threads=settings.torch_threads,
     )
     champion = holder.load()
     policy = load_policy(settings.policy, known_features=champion.spec.feature_names)
@@ -56,11 +58,7 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
         if settings.challenger_policy
         else None
     )
-    challenger = (
-        holder.registry.load(settings.model_name, settings.challenger_model, device=device)
-        if settings.challenger_model
-        else None
-    )
+    challenger = holder.load_ref(settings.challenger_model) if settings.challenger_model else None
     engine = DecisionEngine(
         champion,
         policy,
@@ -73,11 +71,21 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
         challenger=challenger,
         challenger_policy=challenger_policy,
         model_name=settings.model_name,
+        idempotency=make_idempotency(settings),
     )
     engine.warm_up()  # a cold first batch is several times slower: pay it before we are ready
     metrics.serve(settings.metrics_port, settings.metrics_host)
     loop = DecisionLoop(settings, engine, worker_name=worker_name, before_batch=holder.before_batch)
     return loop, holder
+
+
+def make_idempotency(settings: WorkerSettings) -> Any:
+    """The event-id claim store of a worker (None when ``dedupe_window_s`` is 0)."""
+    from workers.idempotency import RedisIdempotency
+
+    if settings.dedupe_window_s <= 0:
+        return None
+    return RedisIdempotency(settings.redis_url, settings.group_id, settings.dedupe_window_s)
 
 
 class DecisionStep(bootsteps.StartStopStep):  # type: ignore[misc]

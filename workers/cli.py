@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from workers.commands import models_cmd, replay_cmd, report_cmd, sink_cmd, stream_cmd
+from workers.commands import models_cmd, replay_cmd, report_cmd, serve_cmd, sink_cmd, stream_cmd
 
 __all__ = ["cli", "main"]
 
@@ -18,7 +18,7 @@ def cli(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
 
 
-for _module in (models_cmd, stream_cmd, report_cmd, replay_cmd, sink_cmd):
+for _module in (models_cmd, stream_cmd, report_cmd, replay_cmd, sink_cmd, serve_cmd):
     _module.register(cli)
 
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from workers import metrics
 from workers.batcher import MicroBatcher
 from workers.engine import BatchResult, DecisionEngine
+from workers.idempotency import IdempotencyUnavailable
 from workers.kafka_client import (
     TP,
     ClientError,
     Consumer,
+    Membership,
     RawRecord,
     TransactionalProducer,
     make_consumer,
@@ -33,6 +35,7 @@ __all__ = ["DecisionLoop", "RevocationTracker"]
 
 log = logging.getLogger(__name__)
 REJOIN_POLL_MS = 100
+MAX_BACKOFF_S = 5.0  # a broker back after an outage is used within seconds
 
 
 class RevocationTracker:
@@ -133,14 +136,24 @@ class DecisionLoop:
             listener=self.tracker,
             max_poll_records=s.max_batch_size,
             max_poll_interval_ms=s.max_poll_interval_ms,
+            membership=Membership(
+                instance_id=self._client_id if s.static_membership else None,
+                session_timeout_ms=s.session_timeout_ms,
+                heartbeat_interval_ms=s.heartbeat_interval_ms,
+            ),
         )
+
+    @property
+    def _client_id(self) -> str:
+        """This worker's stable identity: transactional id and static group member id."""
+        return f"{self.settings.transactional_id_prefix}-{self.worker_name}"
 
     def _make_producer(self) -> TransactionalProducer:
         s = self.settings
         return make_producer(
             s.kafka_client,
             s.kafka,
-            transactional_id=f"{s.transactional_id_prefix}-{self.worker_name}",
+            transactional_id=self._client_id,
             transaction_timeout_ms=s.transaction_timeout_ms,
         )
 
@@ -169,7 +182,7 @@ class DecisionLoop:
                 log.warning("kafka error %s: retrying in %.1fs", exc, backoff)
                 self._reset_clients()
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
         self._shutdown()
 
     def _poll_timeout_ms(self) -> int:
@@ -306,8 +319,17 @@ class DecisionLoop:
             self.before_batch(self.engine)  # model hot-swap happens here, between batches
         metrics.EVENTS_CONSUMED.inc(len(batch))
         metrics.BATCH_SIZE.observe(len(batch))
-        with metrics.STAGE_SECONDS.labels("decide").time():
-            result = self.engine.process(batch)
+        try:
+            with metrics.STAGE_SECONDS.labels("decide").time():
+                result = self.engine.process(batch)
+        except IdempotencyUnavailable as exc:
+            # never decide unchecked: put everything back and try again shortly
+            metrics.IDEMPOTENCY_UNAVAILABLE.inc()
+            log.warning("event-id claims unavailable (%s): batch put back", exc)
+            self.batcher.push_front(batch)
+            self._abort_and_rewind()
+            self._stop.wait(1.0)
+            return
         t0 = time.perf_counter()
         try:
             if self.txn is None:
@@ -358,7 +380,8 @@ class DecisionLoop:
         """
         assert self.consumer is not None and self.producer is not None
         txn, self.txn = self.txn, None
-        self.producer.abort_transaction()
+        if txn is not None:
+            self.producer.abort_transaction()
         starts: dict[TP, int] = {}
         for rec in [*(txn.records if txn else []), *self.batcher.drain_all()]:
             tp = (rec.topic, rec.partition)
@@ -378,6 +401,8 @@ class DecisionLoop:
             observe(ms / 1000.0)
         for dl in result.dlq:
             metrics.DLQ.labels(dl.reason, dl.stage).inc()
+        if result.duplicates:
+            metrics.DUPLICATES.inc(len(result.duplicates))
 
     def _update_lag(self) -> None:
         now = time.monotonic()

@@ -22,11 +22,21 @@ import numpy.typing as npt
 from decisioning.arms import ArmConfig, assign_arms
 from decisioning.batch_decode import BatchDecoder
 from decisioning.columns import DecisionColumns, EventColumns
-from decisioning.contracts import Arm, DeadLetter, Decision, Stage, dead_letter, encode_record
+from decisioning.contracts import (
+    Arm,
+    DeadLetter,
+    Decision,
+    Stage,
+    UndecodableRecordError,
+    dead_letter,
+    encode_record,
+)
 from decisioning.decide import decide_columns
 from decisioning.decision_encode import encode_decisions
 from decisioning.policy import Policy
+from decisioning.validation import TimeWindow
 from models.spec import FeatureSpec
+from workers.idempotency import DuplicateEvent, Idempotency, owner_of
 from workers.kafka_client import RawRecord
 from workers.settings import Topics
 
@@ -83,11 +93,13 @@ class Emitted:
 
 @dataclass(slots=True)
 class BatchResult:
-    """What one batch produces; every input record is in exactly one of live / dlq."""
+    """What one batch produces; every input record is in exactly one of live / dlq /
+    duplicates."""
 
     live: Emitted = field(default_factory=Emitted)
     shadow_out: Emitted = field(default_factory=Emitted)
     dlq: list[DeadLetter] = field(default_factory=list)
+    duplicates: list[DuplicateEvent] = field(default_factory=list)
     score_seconds: float = 0.0
 
     @property
@@ -101,12 +113,16 @@ class BatchResult:
         return [Decision.model_validate_json(v) for v in self.shadow_out.values]
 
     def records(self, topics: Topics) -> Iterator[tuple[str, bytes | None, bytes]]:
-        """``(topic, key, value)`` of every record to write: decisions, shadow, dead letters."""
+        """``(topic, key, value)`` of every record to write: decisions, shadow, dead letters
+        and (when the topic is set) duplicates."""
         for topic, out in ((topics.decisions, self.live), (topics.shadow, self.shadow_out)):
             yield from zip([topic] * len(out), out.keys, out.values, strict=True)
         for dl in self.dlq:
             key = dl.source_key.encode() if dl.source_key is not None else None
             yield topics.dlq, key, encode_record(dl)
+        if topics.duplicates:
+            for dup in self.duplicates:
+                yield topics.duplicates, dup.entity_id.encode(), dup.encode()
 
     def decision_counts(self) -> Counter[tuple[str, str, str]]:
         """Decisions per (decision, arm, shadow) label set."""
@@ -147,10 +163,16 @@ class DecisionEngine:
         challenger: ScoringModel | None = None,
         challenger_policy: Policy | None = None,
         model_name: str = "credit_data",
+        idempotency: Idempotency | None = None,
     ) -> None:
         self.spec = spec
+        self.idempotency = idempotency
         self._decoder = BatchDecoder(
-            {c.name: c.type for c in spec.columns}, spec.name, max_message_bytes
+            {c.name: c.type for c in spec.columns},
+            spec.name,
+            max_message_bytes,
+            ranges=spec.ranges,
+            window=TimeWindow(spec.event_time.max_age, spec.event_time.max_future),
         )
         self.max_message_bytes = max_message_bytes
         self.score_timeout_s = score_timeout_s
@@ -174,12 +196,20 @@ class DecisionEngine:
         return self.champion.model.version if self.champion.model else None
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
-        """Decide a batch. Never raises for bad input: bad events become dead letters."""
+        """Decide a batch. Never raises for bad input: bad events become dead letters.
+
+        Raises :class:`~workers.idempotency.IdempotencyUnavailable` when event ids cannot be
+        checked: nothing of the batch may be written then.
+        """
         result = BatchResult()
+        if any(rec.error is not None for rec in records):
+            records = _dead_letter_undecodable(records, result)
         decoded = self._decoder.decode([rec.value or b"" for rec in records])
         for i, exc in decoded.errors:  # each error names its reason and stage
             result.dlq.append(dead_letter_of(records[i], exc))
-        events = decoded.columns
+        events, rows = decoded.columns, list(decoded.ok)
+        if len(events) and self.idempotency is not None:
+            events, rows = self._drop_duplicates(records, events, rows, result)
         if not len(events):
             return result
         try:
@@ -187,7 +217,7 @@ class DecisionEngine:
         except Exception:  # a bug or a model crash: isolate the culprit records
             log.exception("batch of %d failed; deciding one by one", len(events))
             result.live, result.shadow_out = Emitted(), Emitted()
-            for row, i in enumerate(decoded.ok):
+            for row, i in enumerate(rows):
                 try:
                     self._decide(events.take([row]), result)
                 except Exception as exc:
@@ -212,6 +242,28 @@ class DecisionEngine:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ steps
+
+    def _drop_duplicates(
+        self,
+        records: Sequence[RawRecord],
+        events: EventColumns,
+        rows: list[int],
+        result: BatchResult,
+    ) -> tuple[EventColumns, list[int]]:
+        """Claim every event id; events whose id another record holds become duplicates."""
+        assert self.idempotency is not None
+        owners = [owner_of(records[i].topic, records[i].partition, records[i].offset) for i in rows]
+        held = self.idempotency.claim(events.event_id, owners)
+        keep = [r for r, first in enumerate(held) if first is None]
+        if len(keep) == len(rows):
+            return events, rows
+        now = time.time()
+        for r, first in enumerate(held):
+            if first is not None:
+                result.duplicates.append(
+                    DuplicateEvent(events.event_id[r], events.entity_id[r], first, owners[r], now)
+                )
+        return events.take(keep), [rows[r] for r in keep]
 
     def _decide(self, events: EventColumns, result: BatchResult) -> None:
         """Decide ``events``; ``result`` is only extended once everything succeeded."""
@@ -344,6 +396,17 @@ class DecisionEngine:
         except Exception:
             log.exception("%s failed; using the fallback", what)
         return None
+
+
+def _dead_letter_undecodable(records: Sequence[RawRecord], result: BatchResult) -> list[RawRecord]:
+    """Dead-letter the records the Kafka client could not decode; the others, in order."""
+    kept: list[RawRecord] = []
+    for rec in records:
+        if rec.error is None:
+            kept.append(rec)
+        else:
+            result.dlq.append(dead_letter_of(rec, UndecodableRecordError(rec.error)))
+    return kept
 
 
 def dead_letter_of(rec: RawRecord, exc: BaseException, stage: Stage | None = None) -> DeadLetter:

@@ -10,6 +10,11 @@ Two backends satisfy these Protocols, chosen by ``DECISIONFLOW_KAFKA_CLIENT``:
 The in-package doubles (:mod:`workers.testing`) satisfy the same Protocols. Partitions are
 ``(topic, partition)`` tuples and offsets are plain ints in every backend; every client failure
 surfaces as :class:`ClientError`.
+
+A record the client cannot decode (a codec it lacks, a corrupt batch) is a data error, not a
+client failure: ``poll`` hands it over as a :class:`RawRecord` with ``error`` set, once the
+backend has given up on it, and the partition moves past it. Consumers dead-letter or
+quarantine it like any bad record; they never rebuild their clients for it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ __all__ = [
     "ClientError",
     "ClientName",
     "Consumer",
+    "Membership",
     "Offsets",
     "RawRecord",
     "RebalanceListener",
@@ -59,6 +65,24 @@ class RawRecord:
     value: bytes | None
     timestamp: int = 0
     """ms since the epoch (the producer's CreateTime); 0 when unknown."""
+    error: str | None = None
+    """Set when the client could not decode the record (a codec it lacks, a corrupt batch):
+    what failed. ``key`` and ``value`` are then None unless the client had them; the position
+    (topic, partition, offset) is always the record's own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """How a consumer belongs to its group.
+
+    ``instance_id`` makes it a static member (KIP-345): a member restarted under the same id
+    within ``session_timeout_ms`` gets its partitions back without a rebalance, and a dead
+    member's partitions move after ``session_timeout_ms`` (seconds, not Kafka's 45 s default).
+    """
+
+    instance_id: str | None = None
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
 
 
 class RebalanceListener(Protocol):
@@ -150,23 +174,22 @@ def make_consumer(
     listener: RebalanceListener | None = None,
     max_poll_records: int = 500,
     max_poll_interval_ms: int = 300_000,
+    membership: Membership | None = None,
 ) -> Consumer:
     """A ``read_committed`` member of ``group_id`` subscribed to ``topics`` (earliest reset).
 
     Waits until the first topic's metadata is known (ClientError after 30 s): a group leader
     without it assigns nothing until its next metadata refresh.
     """
+    args = (kafka, group_id, list(topics), listener, max_poll_records, max_poll_interval_ms)
+    member = membership or Membership()
     if client == "confluent":
         from workers.kafka_confluent import ConfluentConsumer
 
-        return ConfluentConsumer(
-            kafka, group_id, list(topics), listener, max_poll_records, max_poll_interval_ms
-        )
+        return ConfluentConsumer(*args, member)
     from workers.kafka_python import KafkaPythonConsumer
 
-    return KafkaPythonConsumer(
-        kafka, group_id, list(topics), listener, max_poll_records, max_poll_interval_ms
-    )
+    return KafkaPythonConsumer(*args, member)
 
 
 def make_producer(

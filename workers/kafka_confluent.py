@@ -3,11 +3,19 @@
 librdkafka runs fetches, produce batching and transaction round trips in C threads; the
 Python side only moves whole batches. Rebalance callbacks run inside :meth:`poll`, on the
 loop's own thread.
+
+A record librdkafka cannot decode (a codec it was built without, a corrupt batch) arrives as a
+per-message error naming topic, partition and offset, and librdkafka fetches the same batch
+again and again. :meth:`ConfluentConsumer.poll` hands it over as a :class:`RawRecord` with
+``error`` set and seeks past it: decoding the same bytes with the same library again cannot
+succeed, so there is nothing to retry.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,13 +23,32 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from workers.kafka_client import TP, ClientError, Offsets, RawRecord, RebalanceListener
+from workers.kafka_client import (
+    TP,
+    ClientError,
+    Membership,
+    Offsets,
+    RawRecord,
+    RebalanceListener,
+)
 from workers.settings import KafkaSettings
 
-__all__ = ["ConfluentConsumer", "ConfluentProducer"]
+__all__ = ["DATA_ERRORS", "ConfluentConsumer", "ConfluentProducer"]
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _TIMEOUT_S = 30.0
+DATA_ERRORS = frozenset(
+    {
+        KafkaError._BAD_COMPRESSION,  # decompression failed
+        KafkaError._BAD_MSG,  # CRC mismatch, malformed record
+        KafkaError._NOT_IMPLEMENTED,  # a codec or message format this librdkafka lacks
+        KafkaError.UNSUPPORTED_COMPRESSION_TYPE,
+        KafkaError.INVALID_MSG,  # CORRUPT_MESSAGE
+        KafkaError.INVALID_RECORD,
+    }
+)
+"""Error codes that, reported for one offset of a partition, mean its record is undecodable."""
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -50,10 +77,17 @@ class ConfluentConsumer:
         listener: RebalanceListener | None,
         max_poll_records: int,
         max_poll_interval_ms: int,
+        membership: Membership,
     ) -> None:
         del max_poll_records  # each poll asks for its own number
+        self._listener = listener
+        self._sought: dict[TP, int] = {}  # seek targets no record has been read from yet
+        static = {"group.instance.id": membership.instance_id} if membership.instance_id else {}
         self._c = Consumer(
             {
+                **static,
+                "session.timeout.ms": membership.session_timeout_ms,
+                "heartbeat.interval.ms": membership.heartbeat_interval_ms,
                 **kafka.confluent_options(),
                 "group.id": group_id,
                 "enable.auto.commit": False,
@@ -71,15 +105,26 @@ class ConfluentConsumer:
                 self._c.close()
                 raise ClientError(f"topic {topics[0]!r} has no partitions (does it exist?)")
             time.sleep(0.5)
-        if listener is None:
-            self._c.subscribe(topics)
-        else:
-            self._c.subscribe(
-                topics,
-                on_assign=lambda _c, parts: listener.on_assigned(_tps(parts)),
-                on_revoke=lambda _c, parts: listener.on_revoked(_tps(parts)),
-                on_lost=lambda _c, parts: listener.on_revoked(_tps(parts)),
-            )
+        self._c.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+
+    def _on_assign(self, _c: Consumer, parts: list[TopicPartition]) -> None:
+        tps = _tps(parts)
+        self._forget(tps)
+        if self._listener is not None:
+            self._listener.on_assigned(tps)
+
+    def _on_revoke(self, _c: Consumer, parts: list[TopicPartition]) -> None:
+        tps = _tps(parts)
+        self._forget(tps)
+        if self._listener is not None:
+            self._listener.on_revoked(tps)
+
+    def _forget(self, tps: list[TP]) -> None:
+        """Moved partitions start again from their committed offsets."""
+        for tp in tps:
+            self._sought.pop(tp, None)
 
     def _partition_count(self, topic: str) -> int:
         try:
@@ -94,11 +139,15 @@ class ConfluentConsumer:
         )
         out: list[RawRecord] = []
         append = out.append
+        failed: list[int] = []  # where in ``out`` the undecodable records are
         for m in msgs:
             err = m.error()
             if err is not None:
                 if err.fatal():
                     raise ClientError(str(err))
+                if _undecodable(m, err):
+                    failed.append(len(out))
+                    append(_errored(m, err))
                 continue  # transient: the client retries on its own
             append(
                 RawRecord(
@@ -110,7 +159,52 @@ class ConfluentConsumer:
                     m.timestamp()[1],
                 )
             )
-        return out
+        if self._sought:
+            for rec in out:  # read from: positions are librdkafka's again
+                if rec.error is None:
+                    self._sought.pop((rec.topic, rec.partition), None)
+        return self._skip_undecodable(out, failed) if failed else out
+
+    def _skip_undecodable(self, out: list[RawRecord], failed: list[int]) -> list[RawRecord]:
+        """Pin each undecodable record to the offset that failed and seek past it.
+
+        librdkafka reports a batch it cannot decompress at the batch's first offset, also when
+        it fetched from further in (after a seek past an earlier record of the batch): the
+        failed offset is the later of the two. A record of the partition read after the error
+        means librdkafka moved past it by itself: no seek then. One report per partition and
+        poll: a second one repeats the first.
+        """
+        drop: set[int] = set()
+        done: set[TP] = set()
+        for i in failed:
+            rec = out[i]
+            tp = (rec.topic, rec.partition)
+            if any((r.topic, r.partition) == tp and r.error is None for r in out[i + 1 :]):
+                continue  # librdkafka went on: the reported offset is the one
+            if tp in done:
+                drop.add(i)
+                continue
+            done.add(tp)
+            start = self._start(tp)
+            if start is not None and start > rec.offset:
+                rec = out[i] = dataclasses.replace(rec, offset=start)
+            self.seek(tp, rec.offset + 1)
+            log.error("skipping undecodable record %s[%d]@%d: %s", *tp, rec.offset, rec.error)
+        return [r for i, r in enumerate(out) if i not in drop] if drop else out
+
+    def _start(self, tp: TP) -> int | None:
+        """Where reading ``tp`` resumed: the position after the last record read, else the last
+        seek target, else the committed offset (None: not known)."""
+        position = self.position(tp)
+        if position is not None:
+            return position
+        if tp in self._sought:
+            return self._sought[tp]
+        try:
+            (committed,) = self._c.committed([TopicPartition(*tp)], timeout=5.0)
+        except KafkaException:
+            return None
+        return committed.offset if committed.offset >= 0 else None
 
     def assignment(self) -> set[TP]:
         return set(_tps(_call(self._c.assignment)))
@@ -128,6 +222,7 @@ class ConfluentConsumer:
 
     def seek(self, tp: TP, offset: int) -> None:
         _call(lambda: self._c.seek(TopicPartition(tp[0], tp[1], offset)))
+        self._sought[tp] = offset
 
     def group_metadata(self) -> Any:
         return _call(self._c.consumer_group_metadata)
@@ -137,6 +232,32 @@ class ConfluentConsumer:
 
     def close(self) -> None:
         self._c.close()
+
+
+def _undecodable(m: Message, err: KafkaError) -> bool:
+    """True when ``err`` says the record at ``m``'s partition and offset cannot be decoded."""
+    partition, offset = m.partition(), m.offset()
+    return (
+        err.code() in DATA_ERRORS
+        and bool(m.topic())
+        and partition is not None
+        and partition >= 0
+        and offset is not None
+        and offset >= 0
+    )
+
+
+def _errored(m: Message, err: KafkaError) -> RawRecord:
+    """The undecodable record of a per-message error (no key, no value: librdkafka has none)."""
+    return RawRecord(
+        m.topic(),  # type: ignore[arg-type]
+        m.partition(),  # type: ignore[arg-type]
+        m.offset(),  # type: ignore[arg-type]
+        None,
+        None,
+        0,
+        error=f"{err.name()}: {err.str()}",
+    )
 
 
 class ConfluentProducer:

@@ -1,25 +1,46 @@
 """The kafka-python backend of :mod:`workers.kafka_client`.
 
 Selected with ``DECISIONFLOW_KAFKA_CLIENT=kafka-python``.
+
+A record kafka-python cannot decode (a compression codec whose library is missing, a batch that
+fails its CRC) makes ``KafkaConsumer.poll`` raise, and a second poll without a seek never
+returns (kafka-python 3.0.12 keeps the failed batch in hand and loops over it). The
+:class:`DecodingPoller` retries such a record a bounded number of times, then hands it over as
+an errored :class:`RawRecord` and seeks past it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
+from types import TracebackType
 from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import Fetcher
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from workers.kafka_client import TP, ClientError, Offsets, RawRecord, RebalanceListener
+from workers.kafka_client import (
+    TP,
+    ClientError,
+    Membership,
+    Offsets,
+    RawRecord,
+    RebalanceListener,
+)
 from workers.settings import KafkaSettings
 
-__all__ = ["KafkaPythonConsumer", "KafkaPythonProducer"]
+__all__ = ["DECODE_TRIES", "DecodingPoller", "KafkaPythonConsumer", "KafkaPythonProducer"]
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+DECODE_TRIES = 3
+"""Fetches of a record that fails to decode before it is handed over as undecodable."""
+# the generator that decompresses, checks and unpacks a fetched partition's record batches
+_UNPACK = Fetcher.PartitionRecords._unpack_records.__code__
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -46,6 +67,96 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._listener.on_assigned([(tp.topic, tp.partition) for tp in assigned])
 
 
+def _raised_unpacking(exc: BaseException) -> bool:
+    """True when ``exc`` came out of kafka-python unpacking fetched records: a data error."""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is _UNPACK:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    """``Class: message`` (kafka-python's own errors already start with their class name)."""
+    text, name = str(exc), type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+class DecodingPoller:
+    """``poll`` over a kafka-python consumer that never stalls on a record it cannot decode.
+
+    Such a record is fetched again up to ``tries`` times in all, then returned as a
+    :class:`RawRecord` with ``error`` set (no key, no value) while the partition moves on to the
+    next offset. The next records of the same compressed batch fail in turn and are handed
+    over at once, one by one. Other kafka-python errors raise :class:`ClientError`.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, tries: int = DECODE_TRIES) -> None:
+        self._c = consumer
+        self.tries = tries
+        self._failures: dict[TP, tuple[int, int]] = {}  # offset failing, failed fetches
+        self._skipped_to: dict[TP, int] = {}  # where the last undecodable record left off
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_ms`` for the first."""
+        try:
+            polled = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except Exception as exc:
+            part = self._failed_part(exc)
+            if part is not None:
+                return self._undecodable(exc, part)
+            if isinstance(exc, KafkaError):
+                raise ClientError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+        return [
+            RawRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            for msgs in polled.values()
+            for m in msgs
+        ]
+
+    def _failed_part(self, exc: BaseException) -> Any:
+        """The fetched partition records ``exc`` was raised unpacking (None: not a data error).
+
+        kafka-python keeps them as the fetcher's records in hand, their ``next_fetch_offset``
+        the offset that failed (pinned kafka-python 3.0.12 internals).
+        """
+        if not _raised_unpacking(exc):
+            return None
+        part = getattr(getattr(self._c, "_fetcher", None), "_next_partition_records", None)
+        return part if part else None  # a drained one is falsy
+
+    def _undecodable(self, exc: BaseException, part: Any) -> list[RawRecord]:
+        """Fetch the failed record again, or give up on it and move past it."""
+        tp: TP = (part.topic_partition.topic, part.topic_partition.partition)
+        # records before the fetch offset (of the batch holding it) are unpacked and skipped
+        offset: int = max(part.next_fetch_offset, part.fetch_offset)
+        error = _describe(exc)
+        last, failures = self._failures.get(tp, (offset, 0))
+        failures = failures + 1 if last == offset else 1
+        rest_of_batch = self._skipped_to.get(tp) == offset
+        if failures < self.tries and not rest_of_batch:
+            self._failures[tp] = (offset, failures)
+            log.warning(
+                "cannot decode %s[%d]@%d (try %d of %d): %s",
+                *tp,
+                offset,
+                failures,
+                self.tries,
+                error,
+            )
+            part.drain()  # else the next poll loops over the failed batch; now it fetches again
+            return []
+        self._failures.pop(tp, None)
+        if TopicPartition(*tp) not in self._c.assignment():
+            part.drain()  # no longer ours: its new owner deals with it
+            return []
+        _call(lambda: self._c.seek(TopicPartition(*tp), offset + 1))
+        self._skipped_to[tp] = offset + 1
+        log.error("skipping undecodable record %s[%d]@%d: %s", *tp, offset, error)
+        return [RawRecord(tp[0], tp[1], offset, None, None, 0, error=error)]
+
+
 class KafkaPythonConsumer:
     """A ``read_committed`` group consumer on kafka-python."""
 
@@ -57,10 +168,14 @@ class KafkaPythonConsumer:
         listener: RebalanceListener | None,
         max_poll_records: int,
         max_poll_interval_ms: int,
+        membership: Membership,
     ) -> None:
         self._c = _call(
             lambda: KafkaConsumer(
                 group_id=group_id,
+                group_instance_id=membership.instance_id,
+                session_timeout_ms=membership.session_timeout_ms,
+                heartbeat_interval_ms=membership.heartbeat_interval_ms,
                 enable_auto_commit=False,
                 isolation_level="read_committed",
                 auto_offset_reset="earliest",
@@ -81,14 +196,10 @@ class KafkaPythonConsumer:
             self._c.subscribe(topics)
         else:
             self._c.subscribe(topics, listener=_Listener(listener))
+        self._poller = DecodingPoller(self._c)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
-        polled = _call(lambda: self._c.poll(timeout_ms=timeout_ms, max_records=max_records))
-        return [
-            RawRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-            for msgs in polled.values()
-            for m in msgs
-        ]
+        return self._poller.poll(timeout_ms, max_records)
 
     def assignment(self) -> set[TP]:
         return {(tp.topic, tp.partition) for tp in self._c.assignment()}

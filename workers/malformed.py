@@ -38,6 +38,9 @@ def malformed_corpus(max_message_bytes: int = 64 * 1024) -> list[tuple[str, byte
         ("non_finite", json.dumps(_event(features={"Amount": float("nan")})).encode()),
         ("non_finite", json.dumps(_event(features={"Income": float("inf")})).encode()),
         ("schema_version", json.dumps(_event(schema_version=99)).encode()),
+        # out of the spec's event_time window (any spec: the window has defaults)
+        ("out_of_range", json.dumps(_event(event_time="9999-12-31T00:00:00+00:00")).encode()),
+        ("out_of_range", json.dumps(_event(event_time="0001-01-01T00:00:00+00:00")).encode()),
         ("oversize", json.dumps(_event(pad="x" * (max_message_bytes + 10))).encode()),
         ("invalid_json", b""),
     ]

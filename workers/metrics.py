@@ -1,4 +1,5 @@
-"""Prometheus metrics of a decision worker (served on ``metrics_port`` when set)."""
+"""Prometheus metrics of a decision worker (served on ``metrics_port`` when set) and of the
+sink (``decisionflow sink --metrics-port``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ __all__ = [
     "BATCH_SIZE",
     "DECISIONS",
     "DLQ",
+    "DUPLICATES",
     "E2E_LATENCY",
     "EVENTS_CONSUMED",
+    "IDEMPOTENCY_UNAVAILABLE",
     "LAG",
     "MODEL_INFO",
     "SCORE_SECONDS",
+    "SINK_DB_ERRORS",
+    "SINK_QUARANTINED",
     "STAGE_SECONDS",
     "TRANSACTIONS",
     "serve",
@@ -47,6 +52,13 @@ E2E_LATENCY = Histogram(
 )
 DECISIONS = Counter("decisionflow_decisions", "Decisions emitted.", ["decision", "arm", "shadow"])
 DLQ = Counter("decisionflow_dlq", "Events dead-lettered.", ["reason", "stage"])
+DUPLICATES = Counter(
+    "decisionflow_duplicate_events", "Events whose event_id was already decided: no decision."
+)
+IDEMPOTENCY_UNAVAILABLE = Counter(
+    "decisionflow_idempotency_unavailable",
+    "Batches put back because the event-id claim store (Redis) could not be reached.",
+)
 LAG = Gauge(
     "decisionflow_consumer_lag_records",
     "Records between the worker's position and the log end, per partition.",
@@ -54,6 +66,17 @@ LAG = Gauge(
 )
 TRANSACTIONS = Counter("decisionflow_transactions", "Kafka transactions.", ["result"])
 MODEL_INFO = Info("decisionflow_model", "The model and policy deciding now.")
+SINK_QUARANTINED = Counter(
+    "decisionflow_sink_quarantined",
+    "Records the sink could not land, kept in the store's quarantine table: stage parse (not "
+    "a valid record) or store (the database refused its content); error_class names why.",
+    ["kind", "stage", "error_class"],
+)
+SINK_DB_ERRORS = Counter(
+    "decisionflow_sink_db_errors",
+    "Sink batches (or schema checks) that failed because the database was unavailable; "
+    "retried with back-off, offsets unmoved.",
+)
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:

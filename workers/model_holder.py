@@ -1,5 +1,9 @@
 """Keeps the deployed model current: loads the registry's ``champion`` and swaps it in
-between batches when the alias moves or a ``reload_model`` control command asks."""
+between batches when the alias moves or a ``reload_model`` control command asks.
+
+Each model is loaded with the configured score runtime (``DECISIONFLOW_RUNTIME``,
+:mod:`models.runtimes`): the log line and the ``decisionflow_model_info`` metric name the
+runtime that produces scores and the one that produces reason codes (always ``native``)."""
 
 from __future__ import annotations
 
@@ -28,24 +32,59 @@ class ModelHolder:
         poll_s: float = 5.0,
         device: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        runtime: str = "native",
+        threads: int = 1,
     ) -> None:
         self.registry = registry
         self.model_name = model_name
         self.alias = alias
         self.poll_s = poll_s
         self.device = device
+        self.runtime = runtime
+        self.threads = threads  # ONNX Runtime intra-op threads (the worker's torch_threads)
         self._clock = clock
         self._forced = threading.Event()
         self._checked_at = 0.0
         self.version: int | None = None
 
     def load(self) -> Any:
-        """Load the model behind the alias now (SHA-256 verified by the registry)."""
-        model = self.registry.load(self.model_name, self.alias, device=self.device)
+        """Load the model behind the alias now (verified by the registry), with the runtime."""
+        model = self.load_ref(self.alias)
         self.version = int(model.version)
-        metrics.MODEL_INFO.info({"name": self.model_name, "version": str(self.version)})
-        log.info("loaded model %s v%s (%s)", self.model_name, self.version, self.alias)
+        scores = str(getattr(model, "score_runtime", "native"))
+        reasons = str(getattr(model, "reason_runtime", "native"))
+        metrics.MODEL_INFO.info(
+            {
+                "name": self.model_name,
+                "version": str(self.version),
+                "score_runtime": scores,
+                "reason_runtime": reasons,
+            }
+        )
+        log.info(
+            "loaded model %s v%s (%s): scores by %s runtime, reasons by %s (%s)",
+            self.model_name,
+            self.version,
+            self.alias,
+            scores,
+            reasons,
+            getattr(model, "runtime_note", "") or f"runtime {self.runtime}",
+        )
         return model
+
+    def load_ref(self, ref: str | int) -> Any:
+        """Load version or alias ``ref`` with the configured runtime; a runtime that cannot be
+        set up (e.g. ONNX Runtime missing) leaves the native model scoring, logged."""
+        model = self.registry.load(self.model_name, ref, device=self.device)
+        if self.runtime in ("native", "torch"):
+            return model
+        from models.runtimes import load_with_runtime
+
+        try:
+            return load_with_runtime(self.registry, model, self.runtime, threads=self.threads)
+        except Exception:
+            log.exception("runtime %s unavailable for %s; scoring natively", self.runtime, ref)
+            return model
 
     def request_reload(self) -> None:
         """Check the alias before the next batch (thread-safe; used by the control command)."""

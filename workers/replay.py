@@ -9,6 +9,7 @@ policy or model it shows what would change.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from kafka import KafkaConsumer
 from decisioning.audit import diff_decisions
 from decisioning.policy import Policy
 from workers.engine import DecisionEngine, RawRecord, ScoringModel
+from workers.kafka_python import DecodingPoller
 
 __all__ = ["ReplayResult", "read_topic", "replay_records"]
 
@@ -38,20 +40,33 @@ class ReplayResult:
 def read_topic(
     bootstrap: str | list[str], topic: str, idle_ms: int = 2000, **client: Any
 ) -> list[RawRecord]:
-    """Every committed record of ``topic`` still in retention (no consumer group)."""
+    """Every committed record of ``topic`` still in retention (no consumer group), read until
+    nothing came for ``idle_ms``.
+
+    A record the client cannot decode is returned with ``error`` set and no value (callers skip
+    it like any record without a value), and reading goes on past it; other client failures
+    raise :class:`~workers.kafka_client.ClientError`.
+    """
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",
-        consumer_timeout_ms=idle_ms,
         **client,
     )
+    poller = DecodingPoller(consumer)
+    out: list[RawRecord] = []
     try:
-        return [RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in consumer]
+        last = time.monotonic()
+        while (left_ms := idle_ms - (time.monotonic() - last) * 1000.0) > 0:
+            records = poller.poll(min(int(left_ms) + 1, 200), 10_000)
+            if records:
+                out += records
+                last = time.monotonic()
     finally:
         consumer.close()
+    return out
 
 
 def replay_records(

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models import paths
 
+if TYPE_CHECKING:
+    from models.signing import RegistryKeys
+
 __all__ = [
+    "ApiOptions",
+    "ApiSettings",
     "KafkaSettings",
     "ProducerSettings",
+    "RegistrySettings",
     "SinkSettings",
     "WorkerSettings",
     "default_env_files",
+    "registry_keys",
 ]
 
 
@@ -105,6 +112,36 @@ class Topics(BaseModel):
     shadow: str = "decisions.shadow"
     dlq: str = "events.dlq"
     outcomes: str = "outcomes"
+    # where an event whose event_id was already decided is recorded (None: metric only)
+    duplicates: str | None = "decisions.duplicates"
+
+    def env(self) -> dict[str, str]:
+        """These names as ``DECISIONFLOW_TOPICS__*`` environment variables (for child
+        processes)."""
+        return {f"DECISIONFLOW_TOPICS__{k.upper()}": v for k, v in self.model_dump().items() if v}
+
+    def names(self) -> list[str]:
+        """Every topic named here."""
+        return [v for v in self.model_dump().values() if v]
+
+
+class RegistrySettings(BaseModel):
+    """The registry's Ed25519 keys (PEM file paths; see models.signing).
+
+    ``signing_key`` (private) belongs only on the training host (CLI, Airflow); workers set
+    only ``verify_key`` (public). With neither set, a dev key pair under the home is used.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    signing_key: Path | None = None
+    verify_key: Path | None = None
+
+    def keys(self) -> RegistryKeys:
+        """The keys for :class:`models.registry.ModelRegistry` (loaded only when used)."""
+        from models.signing import RegistryKeys
+
+        return RegistryKeys.from_paths(self.signing_key, self.verify_key)
 
 
 class _Base(BaseSettings):
@@ -126,6 +163,8 @@ class _Base(BaseSettings):
     # the Kafka client library: confluent-kafka (default, see docs/benchmarks.md) or kafka-python
     kafka_client: Literal["confluent", "kafka-python"] = "confluent"
     registry_url: str = Field(default_factory=paths.registry_url)
+    # DECISIONFLOW_REGISTRY__SIGNING_KEY / DECISIONFLOW_REGISTRY__VERIFY_KEY
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     model_name: str = "credit_data"
     log_level: str = "INFO"
 
@@ -154,6 +193,12 @@ class WorkerSettings(_Base):
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     score_timeout_s: float = Field(default=10.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # What computes the scores (docs/runtimes.md): native = the registered
+    # torch / scikit-learn model (alias torch); onnx / int8 = its ONNX Runtime variants (CPU);
+    # fp16 / bf16 = torch casts on CUDA; auto = the fastest variant that passed its parity
+    # check on the holdout, else native. A variant that is missing or not servable falls back
+    # to native. Reason codes always come from the native model.
+    runtime: Literal["auto", "native", "torch", "onnx", "int8", "fp16", "bf16"] = "native"
     # torch intra-op CPU threads per worker (0 = torch's default, one per core). One thread
     # per worker process is the robust choice: on a shared host, several spinning OpenMP
     # threads per worker slowed integrated gradients 27x (see docs/benchmarks.md).
@@ -175,6 +220,15 @@ class WorkerSettings(_Base):
     # and a lower p99 at a fixed 9k ev/s (311 vs 739 ms): hence the default.
     transaction_max_events: int = Field(default=5000, ge=0)
     transaction_max_ms: int = Field(default=100, ge=1, le=60_000)
+    # Static group membership (group.instance.id = the worker's name): a worker restarted
+    # within session_timeout_ms takes its partitions back without a rebalance, and a dead
+    # worker's partitions move after session_timeout_ms (Kafka's default is 45 s).
+    static_membership: bool = True
+    session_timeout_ms: int = Field(default=10_000, ge=6_000, le=1_800_000)
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    # An event_id seen again within this window gets no second decision (0: no check). The
+    # claims live in Redis (redis_url); see workers/idempotency.py for the guarantee.
+    dedupe_window_s: float = Field(default=86_400.0, ge=0)
 
     @model_validator(mode="after")
     def _slow_model_cannot_stall_the_group(self) -> WorkerSettings:
@@ -184,6 +238,8 @@ class WorkerSettings(_Base):
                 f"score_timeout_s ({self.score_timeout_s}) must be under half of "
                 f"max_poll_interval_ms ({self.max_poll_interval_ms}) to avoid rebalance storms"
             )
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
         return self
 
 
@@ -201,3 +257,65 @@ class SinkSettings(_Base):
     # not `group_id`: DECISIONFLOW_GROUP_ID names the decision workers' group
     sink_group_id: str = "decisionflow-sink"
     batch_size: int = Field(default=1000, ge=1)
+
+
+class ApiOptions(BaseModel):
+    """The HTTP decision API's own options (``DECISIONFLOW_API__*``, see docs/api.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # API keys, name -> key: DECISIONFLOW_API__KEYS='{"team-a": "..."}' (a JSON list of keys
+    # is accepted too: named key1, key2...). Names label metrics and rate limits; keys are
+    # never logged. No key at all: `decisionflow serve` refuses to start without
+    # --insecure-no-auth.
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = Field(default=18000, ge=1, le=65535)
+    wait_s: float = Field(default=2.0, ge=0, le=600)  # POST waits this long, then 202
+    max_wait_s: float = Field(default=30.0, ge=0, le=600)  # cap of a request's ?wait=
+    publish_timeout_s: float = Field(default=10.0, gt=0)  # broker ack of the event (else 503)
+    rate_per_s: float = Field(default=100.0, ge=0)  # token bucket per key; 0 = no limit
+    burst: int = Field(default=200, ge=1)
+    recent_decisions: int = Field(default=50_000, ge=1)  # in-memory index of decisions
+    max_waiters: int = Field(default=10_000, ge=1)  # requests waiting at once (else 503)
+    # spec the API checks features against, as the workers do: "champion" (the registry
+    # champion's, re-read when the alias moves), a packaged spec name or YAML path, "none"
+    feature_spec: str = "champion"
+    spec_refresh_s: float = Field(default=30.0, gt=0)
+    ready_max_lag: int = Field(default=1000, ge=0)  # /readyz: decisions not yet read
+    linger_ms: int = Field(default=1, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_as_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("keys"), list | tuple):
+            data = {**data, "keys": {f"key{i + 1}": k for i, k in enumerate(data["keys"])}}
+        return data
+
+    @model_validator(mode="after")
+    def _keys_not_empty(self) -> ApiOptions:
+        if any(not key.get_secret_value() for key in self.keys.values()):
+            raise ValueError("api.keys: an API key must not be empty")
+        return self
+
+
+class ApiSettings(_Base):
+    """`decisionflow serve`: the request/reply HTTP decision API beside the stream."""
+
+    api: ApiOptions = Field(default_factory=ApiOptions)
+    # the same limit as the workers' (DECISIONFLOW_MAX_MESSAGE_BYTES): larger bodies get 413
+    max_message_bytes: int = Field(default=64 * 1024, ge=256)
+    # optional: GET /v1/decisions/{id} and duplicate POSTs also look decisions up in the store
+    database_url: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _empty_database_url_is_none(self) -> ApiSettings:
+        if self.database_url is not None and not self.database_url.get_secret_value():
+            object.__setattr__(self, "database_url", None)
+        return self
+
+
+def registry_keys() -> RegistryKeys:
+    """The registry keys of ``DECISIONFLOW_REGISTRY__*`` (environment, then the env files), for
+    commands that read no process settings (``decisionflow models ...``)."""
+    return _Base().registry.keys()

@@ -88,7 +88,8 @@ def score_file(
     from workers.settings import WorkerSettings
 
     settings = WorkerSettings()
-    model = ModelRegistry(settings.registry_url).load(settings.model_name, "champion")
+    registry = ModelRegistry(settings.registry_url, keys=settings.registry.keys())
+    model = registry.load(settings.model_name, "champion")
     engine = DecisionEngine(
         model,
         load_policy(policy or settings.policy, known_features=model.spec.feature_names),

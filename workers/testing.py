@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from decisioning.contracts import Decision
 from models.spec import FeatureSpec, load_spec
 from workers.kafka_client import (
     TP,
@@ -99,7 +101,9 @@ class FakeLogConsumer:
     listener is called like the real client does, and positions are kept, as kafka-python
     does for partitions that are handed straight back. ``rebalance_after_poll`` starts the
     rebalance after that poll has returned its records. A started rebalance completes in the
-    next poll with a timeout (``rejoin_needs_time``) or in any poll.
+    next poll with a timeout (``rejoin_needs_time``) or in any poll. The records at the
+    ``(partition, offset)`` positions in ``undecodable`` come back as the backends hand over
+    a record their client could not decode: ``error`` set, no key, no value.
     """
 
     def __init__(
@@ -121,6 +125,7 @@ class FakeLogConsumer:
         # True: a rejoin completes only in a poll with a timeout (a client that needs poll time)
         self.rejoin_needs_time = True
         self.rejoin_never_completes = False
+        self.undecodable: set[tuple[int, int]] = set()
         self._joining: list[int] | None = None
 
     def _tps(self, partitions: list[int]) -> list[TP]:
@@ -157,15 +162,18 @@ class FakeLogConsumer:
             chunk = self.logs[p][start : start + max_records]
             if chunk:
                 born = int(time.time() * 1000) - self.produced_ago_ms
-                out += [
-                    RawRecord(self.topic, p, start + i, f"k{p}".encode(), v, born)
-                    for i, v in enumerate(chunk)
-                ]
+                out += [self._record(p, start + i, v, born) for i, v in enumerate(chunk)]
                 self.positions[p] = start + len(chunk)
                 max_records -= len(chunk)
         if self.polls in self.rebalance_after_poll:  # records fetched, then a rebalance starts
             self._revoke(*self.rebalance_after_poll[self.polls])
         return out
+
+    def _record(self, partition: int, offset: int, value: bytes, born: int) -> RawRecord:
+        if (partition, offset) in self.undecodable:
+            error = "UnsupportedCodecError: Libraries for snappy compression codec not found"
+            return RawRecord(self.topic, partition, offset, None, None, 0, error=error)
+        return RawRecord(self.topic, partition, offset, f"k{partition}".encode(), value, born)
 
     def _revoke(self, revoked: list[int], assigned: list[int]) -> None:
         assert self.listener is not None
@@ -241,3 +249,25 @@ def _conforms(consumer: FakeLogConsumer, producer: FakeTxnProducer) -> None:
     """mypy checks here that the doubles satisfy the decide loop's client seam."""
     seam: tuple[Consumer, TransactionalProducer] = (consumer, producer)
     del seam
+
+
+def sample_decision(i: int, at: datetime | None = None) -> Decision:
+    """A valid decision record for event ``evt-<i>`` (sink and store tests)."""
+    now = at or datetime.now(UTC)
+    return Decision(
+        event_id=f"evt-{i}",
+        entity_id=f"app-{i:06d}",
+        decision="approve",
+        score=0.2,
+        threshold=0.5,
+        model_name="credit",
+        model_version=1,
+        policy_name="credit_v1",
+        policy_version="1",
+        arm="champion",
+        shadow=False,
+        feature_hash="a" * 64,
+        event_time=now,
+        decided_at=now,
+        latency_ms=1.0,
+    )

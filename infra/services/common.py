@@ -3,6 +3,7 @@ port checks, health waits and Debian package installs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,9 +17,12 @@ REPO = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("DECISIONFLOW_HOME") or REPO / "var")
 RUN = Path(os.environ.get("DECISIONFLOW_RUN_DIR") or HOME / "stack").resolve()
 HOST = "127.0.0.1"
+_KAFKA_PORT = int(os.environ.get("DECISIONFLOW_KAFKA_PORT", "19092"))
 PORTS = {
-    "kafka": int(os.environ.get("DECISIONFLOW_KAFKA_PORT", "19092")),
+    "kafka": _KAFKA_PORT,
     "controller": int(os.environ.get("DECISIONFLOW_KAFKA_CONTROLLER_PORT", "19093")),
+    # the SASL_PLAINTEXT (SCRAM) listener: 3 above the PLAINTEXT one unless set (19095)
+    "kafka_sasl": int(os.environ.get("DECISIONFLOW_KAFKA_SASL_PORT") or _KAFKA_PORT + 3),
     "redis": int(os.environ.get("DECISIONFLOW_REDIS_PORT", "16379")),
     "postgres": int(os.environ.get("DECISIONFLOW_POSTGRES_PORT", "15432")),
 }
@@ -72,6 +76,34 @@ def stop_pid(name: str, pid: int, timeout: float = 30) -> None:
         time.sleep(0.2)
     log(f"{name} (pid {pid}) ignored SIGTERM for {timeout:.0f}s; killing")
     os.kill(pid, signal.SIGKILL)
+
+
+def stop_pids(pids: dict[str, int], timeout: float = 30) -> None:
+    """SIGTERM several processes at once (name -> pid), SIGKILL those still alive after
+    ``timeout`` seconds. Brokers of one cluster stop together: stopped one by one, the last
+    ones would wait for a controller quorum that is already gone."""
+    for pid in pids.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(pid) for pid in pids.values()):
+            return
+        time.sleep(0.2)
+    for name, pid in pids.items():
+        if alive(pid):
+            log(f"{name} (pid {pid}) ignored SIGTERM for {timeout:.0f}s; killing")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and has not exited (a zombie has)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 # --------------------------------------------------------------------------- ports, health

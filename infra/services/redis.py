@@ -35,8 +35,12 @@ def redis_up() -> None:
             str(d / "redis.log"),
             "--save",
             "60 1000",
+            # the workers' event-id claims must survive a Redis crash: AOF, written before
+            # each reply (a process crash loses nothing; fsync once a second)
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--protected-mode",
             "yes",
         ]

@@ -12,18 +12,20 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from workers.decide_loop import DecisionLoop
+from workers.idempotency import Idempotency
 from workers.replay import read_topic
 from workers.settings import Topics, WorkerSettings
 
 
 def make_topics(make_topic: Callable[..., str], partitions: int = 4) -> Topics:
-    """A fresh set of the five topics for one test."""
+    """A fresh set of the pipeline's topics for one test."""
     return Topics(
         events=make_topic("events", partitions),
         decisions=make_topic("decisions", partitions),
         shadow=make_topic("shadow", partitions),
         dlq=make_topic("dlq", 1),
         outcomes=make_topic("outcomes", partitions),
+        duplicates=make_topic("duplicates", partitions),
     )
 
 
@@ -73,7 +75,7 @@ class CommittedReader:
 
 @contextmanager
 def deciding(
-    settings: WorkerSettings, name: str
+    settings: WorkerSettings, name: str, idempotency: Idempotency | None = None
 ) -> Iterator[tuple[DecisionLoop, threading.Thread]]:
     """A decision loop with the in-package model double, on a thread, stopped on exit."""
     from decisioning.policy import load_policy
@@ -81,7 +83,12 @@ def deciding(
     from workers.testing import FakeModel
 
     model = FakeModel()
-    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
+    engine = DecisionEngine(
+        model,  # type: ignore[arg-type]
+        load_policy("credit_v1"),
+        model.spec,
+        idempotency=idempotency,
+    )
     loop = DecisionLoop(settings, engine, worker_name=name)
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()

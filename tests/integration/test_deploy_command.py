@@ -21,6 +21,7 @@ from devtools.launch import ChildProcess, free_port
 from models import paths
 from models.data import load_frame
 from models.registry import ModelRegistry
+from models.signing import VERIFY_KEY_ENV, RegistryKeys, generate_key_pair
 from models.spec import load_spec
 from models.training import train_family
 from tests.deployfiles import WorkerLaunch, dockerfile_worker, statefulset_worker
@@ -35,10 +36,17 @@ LAUNCHES: dict[str, Callable[[], WorkerLaunch]] = {
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def keys(tmp_path_factory: pytest.TempPathFactory) -> RegistryKeys:
+    """A key pair of the test's own: the pod's mounted public key stands in for it."""
+    private, public = generate_key_pair(tmp_path_factory.mktemp("keys"))
+    return RegistryKeys(signing_key=private, verify_key=public)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, keys: RegistryKeys) -> Path:
     """A registry whose champion is named like the deploy files say (credit_data)."""
     spec = load_spec("credit_data")
-    reg = ModelRegistry(tmp_path_factory.mktemp("registry"))
+    reg = ModelRegistry(tmp_path_factory.mktemp("registry"), keys=keys)
     version = reg.register(train_family("logreg", load_frame(spec), spec, {"C": 1.0}, seed=1))
     reg.promote(spec.name, version, "champion", reason="test setup")
     return Path(reg.root)
@@ -58,6 +66,7 @@ def test_the_deploy_command_line_decides_and_serves_metrics(
     make_topic: Callable[..., str],
     group_id: str,
     registry: Path,
+    keys: RegistryKeys,
     tmp_path: Path,
 ) -> None:
     launch = LAUNCHES[source]()
@@ -75,9 +84,10 @@ def test_the_deploy_command_line_decides_and_serves_metrics(
         "DECISIONFLOW_DEVICE": "cpu",
         "DECISIONFLOW_METRICS_PORT": str(port),
         "DECISIONFLOW_REGISTRY_URL": str(registry),
+        VERIFY_KEY_ENV: str(keys.verify_key),
         "DECISIONFLOW_GROUP_ID": group_id,
         "DECISIONFLOW_TRANSACTIONAL_ID_PREFIX": f"{group_id}-{source}",
-        **{f"DECISIONFLOW_TOPICS__{k.upper()}": v for k, v in topics.model_dump().items()},
+        **topics.env(),
     }
     # the stack's Redis address (a pod gets it from the Secret)
     env["DECISIONFLOW_RUN_DIR"] = str(paths.stack_dir())

@@ -1,13 +1,17 @@
 """Records that used to stall a partition or the sink forever: events producers compressed
 (gzip, snappy, lz4, zstd) are decided; an event with a NUL character is dead-lettered and the
-sink lands that dead letter in the real PostgreSQL and moves on."""
+sink lands that dead letter in the real PostgreSQL and moves on; records the client cannot
+decode (a codec library missing) are dead-lettered and the partition moves on."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
+import kafka.codec
+import pytest
 from kafka import KafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from storage import store
@@ -59,3 +63,57 @@ def test_compressed_and_nul_events_never_stall_anything(
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM dead_letters")).scalar() == 1
     db.dispose()
+
+
+def _send(bootstrap: str, topic: str, ids: range, codec: str | None) -> list[str]:
+    """Events ``ids`` to partition 0 of ``topic`` in one producer batch; their event ids."""
+    with KafkaProducer(bootstrap_servers=bootstrap, compression_type=codec, linger_ms=50) as p:
+        for i in ids:
+            p.send(
+                topic,
+                key=f"app-{i}".encode(),
+                value=json.dumps(valid_event(i)).encode(),
+                partition=0,
+            )
+    return [f"evt-{i}" for i in ids]
+
+
+def test_records_the_client_cannot_decode_are_dead_lettered_and_the_partition_moves_on(
+    bootstrap: str,
+    make_topic: Callable[..., str],
+    group_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topics = make_topics(make_topic, partitions=1)
+    decided = _send(bootstrap, topics.events, range(0, 5), None)
+    _send(bootstrap, topics.events, range(5, 15), "snappy")  # offsets 5-14, one batch
+    decided += _send(bootstrap, topics.events, range(15, 25), None)
+    # as on a host without the snappy library: kafka-python raises UnsupportedCodecError
+    monkeypatch.setattr(kafka.codec, "has_snappy", lambda: False)
+    settings = WorkerSettings(
+        topics=topics,
+        group_id=group_id,
+        kafka_client="kafka-python",
+        max_batch_size=50,
+        max_wait_ms=20,
+    )
+    labels = {"reason": "undecodable", "stage": "consume"}
+    before = REGISTRY.get_sample_value("decisionflow_dlq_total", labels) or 0.0
+
+    def all_accounted() -> bool:
+        ids, dlq = accounted(bootstrap, topics)
+        return sum(ids.values()) + len(dlq) >= 25
+
+    with deciding(settings, f"test-{group_id}") as (loop, _thread):
+        wait_for(lambda: loop.consumer is not None, 30, "the consumer", poll=0.1)
+        consumer = loop.consumer
+        wait_for(all_accounted, 60, "the snappy events dead-lettered and the rest decided")
+        assert loop.consumer is consumer, "the clients were rebuilt for a data error"
+    ids, dlq = accounted(bootstrap, topics)
+    assert set(ids) == set(decided) and max(ids.values()) == 1
+    assert sorted(
+        (d["reason"], d["stage"], d["source_partition"], d["source_offset"]) for d in dlq
+    ) == [("undecodable", "consume", 0, offset) for offset in range(5, 15)]
+    assert all("UnsupportedCodecError" in d["error_message"] for d in dlq)
+    after = REGISTRY.get_sample_value("decisionflow_dlq_total", labels) or 0.0
+    assert after - before == 10

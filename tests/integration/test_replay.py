@@ -71,7 +71,7 @@ def test_replay_reproduces_decisions_and_reports_policy_changes(
 
     env = {
         "DECISIONFLOW_REGISTRY_URL": str(registry.root),
-        **{f"DECISIONFLOW_TOPICS__{k.upper()}": v for k, v in topics.model_dump().items()},
+        **topics.env(),
     }
     result = CliRunner().invoke(
         cli, ["replay", "--policy", "credit_v2_conservative", "--by", "segment"], env=env

@@ -7,36 +7,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kafka import KafkaProducer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
-from decisioning.contracts import Decision
+from decisioning.contracts import DeadLetter, Decision
 from models.spec import load_spec
 from storage import store
 from tests.integration.streaming import make_topics
 from workers.settings import SinkSettings
-from workers.sink import DecisionSink, publish_outcomes
-from workers.testing import valid_event
+from workers.sink import DecisionSink, publish_outcomes, retry_quarantined
+from workers.testing import sample_decision, valid_event
 
 
 def _decision(i: int) -> Decision:
-    now = datetime.now(UTC)
-    return Decision(
-        event_id=f"evt-{i}",
-        entity_id=f"app-{i:06d}",
-        decision="approve",
-        score=0.2,
-        threshold=0.5,
-        model_name="credit",
-        model_version=1,
-        policy_name="credit_v1",
-        policy_version="1",
-        arm="champion",
-        shadow=False,
-        feature_hash="a" * 64,
-        event_time=now,
-        decided_at=now,
-        latency_ms=1.0,
-    )
+    return sample_decision(i)
 
 
 def test_sink_lands_every_record_once_even_when_replayed(
@@ -79,4 +62,70 @@ def test_sink_lands_every_record_once_even_when_replayed(
     assert len(frame) == 100
     assert (frame["Status"] == "bad").sum() == 34
     assert frame["Amount"].notna().all()
+    engine.dispose()
+
+
+def _dead_letter(offset: int, message: str) -> bytes:
+    return (
+        DeadLetter(
+            reason="invalid_json",
+            error_class="InvalidJsonError",
+            error_message=message,
+            stage="decode",
+            source_topic="events",
+            source_partition=0,
+            source_offset=offset,
+            raw="e30=",
+            raw_size=2,
+            failed_at=datetime.now(UTC),
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def test_rows_postgresql_refuses_are_quarantined_and_the_rest_lands(
+    bootstrap: str, make_topic: Callable[..., str], group_id: str, pg_url: str
+) -> None:
+    """Valid records that SQLite stores but PostgreSQL refuses for their content: a rule
+    longer than its VARCHAR(256), a model_version past INTEGER, a NUL in a TEXT column."""
+    topics = make_topics(make_topic, partitions=1)
+    too_long = _decision(3).model_copy(update={"rule": "r" * 300})
+    out_of_range = _decision(5).model_copy(update={"model_version": 2**40})
+    decisions = [_decision(i) for i in range(10)]
+    decisions[3], decisions[5] = too_long, out_of_range
+    dead_letters = [_dead_letter(1, "boom"), _dead_letter(2, "bad byte \x00 here")]
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    sent = {("decisions", i): d.model_dump_json().encode() for i, d in enumerate(decisions)}
+    sent |= {("dlq", i): raw for i, raw in enumerate(dead_letters)}
+    for (kind, _i), raw in sent.items():
+        producer.send(getattr(topics, kind), value=raw)
+    producer.flush()
+    producer.close()
+    settings = SinkSettings(topics=topics, sink_group_id=group_id)
+    engine: Engine = store.make_engine(pg_url)
+
+    stats = DecisionSink(settings, engine).run(until_idle_s=3)
+
+    assert stats.db_errors == 0
+    assert stats.written == {"decisions": 8, "dlq": 1}
+    assert stats.quarantined == {"decisions": 2, "dlq": 1}
+    held = {(q.kind, q.source_offset): q for q in store.read_quarantine(engine)}
+    assert {k: q.error_class for k, q in held.items()} == {
+        ("decisions", 3): "StringDataRightTruncation",
+        ("decisions", 5): "NumericValueOutOfRange",
+        ("dlq", 1): "DataError",  # psycopg refuses a NUL before sending
+    }
+    assert all(q.raw == sent[key] and q.stage == "store" for key, q in held.items())
+    assert held["decisions", 3].error.startswith("[22001]")
+    # the offsets moved past the refused records: the group has nothing left to read
+    again = DecisionSink(settings, engine).run(until_idle_s=2)
+    assert sum(again.read.values()) == 0
+
+    # after a fix (a wider column) the operator lands what the fix covers
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE decisions ALTER COLUMN rule TYPE text"))
+    retried = retry_quarantined(engine)
+    assert (retried.landed, retried.refused) == (1, 2)
+    assert store.row_counts(engine)["decisions"] == 9
     engine.dispose()

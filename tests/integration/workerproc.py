@@ -35,7 +35,7 @@ def worker_env(topics: Topics, group_id: str, registry: Path, **extra: str) -> d
         "DECISIONFLOW_MAX_BATCH_SIZE": "500",
         "DECISIONFLOW_MAX_WAIT_MS": "50",
         "PYTHONUNBUFFERED": "1",
-        **{f"DECISIONFLOW_TOPICS__{k.upper()}": v for k, v in topics.model_dump().items()},
+        **topics.env(),
     }
     env.update(extra)
     return env

@@ -1,4 +1,5 @@
-"""`decisionflow models ...`: train, evaluate, promote, rollback, list and compare models.
+"""`decisionflow models ...`: train, evaluate, promote, rollback, list and compare models;
+sign versions, export/import them as signed bundles.
 
 Thin wrappers: every command calls one function of the ``models`` package. The registry URL
 defaults to ``$DECISIONFLOW_REGISTRY_URL``, else ``./var/registry``. Heavy imports (torch,
@@ -14,6 +15,8 @@ from typing import Any
 
 import click
 
+from workers.commands.runtimes_cmd import optimise_cmd, variants_table
+
 __all__ = ["models_group", "register"]
 
 _FAMILIES_HELP = "Comma-separated model families (torch_mlp, logreg, hgb)."
@@ -22,8 +25,9 @@ _HEADLINE = ("roc_auc", "pr_auc", "f1", "brier", "log_loss")
 
 def _registry(url: str | None) -> Any:
     from models.registry import ModelRegistry, default_registry_url
+    from workers.settings import registry_keys
 
-    return ModelRegistry(url or default_registry_url())
+    return ModelRegistry(url or default_registry_url(), keys=registry_keys())
 
 
 def _families(value: str) -> list[str]:
@@ -256,6 +260,9 @@ def list_cmd(name: str | None, registry_url: str | None) -> None:
     except (ValueError, LookupError, RuntimeError) as exc:
         raise _fail(exc) from exc
     click.echo(_table(["model", "version", "family", "aliases", *_HEADLINE, "created"], rows))
+    variants = variants_table(registry, [(str(r[0]), int(r[1])) for r in rows])
+    if variants:  # each version's runtime variants, with parity and speed
+        click.echo("\n" + variants)
 
 
 @click.command("compare")
@@ -312,12 +319,110 @@ def compare_cmd(
         click.echo(f"wrote {out}")
 
 
-_COMMANDS = (train_cmd, evaluate_cmd, promote_cmd, rollback_cmd, list_cmd, compare_cmd)
+@click.command("sign")
+@click.argument("name")
+@click.argument("version")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also re-sign a version whose signature fails (e.g. made with a retired key).",
+)
+@registry_option
+def sign_cmd(name: str, version: str, force: bool, registry_url: str | None) -> None:
+    """Sign VERSION of model NAME with the signing key (training host only).
+
+    For versions registered before signing existed: workers refuse them until signed. Signing
+    vouches for the content: the files must match their manifest, and you should have checked
+    the version (where it came from, its metrics) first.
+    """
+    try:
+        result = _registry(registry_url).sign(name, version, force=force)
+    except (ValueError, LookupError, RuntimeError, OSError) as exc:
+        raise _fail(exc) from exc
+    if not result.signed:
+        click.echo(f"{name} v{result.version}: already signed with key {result.key_id}")
+        return
+    click.echo(f"{name} v{result.version}: was: {result.before}")
+    click.echo(f"{name} v{result.version}: signed with key {result.key_id}")
+
+
+@click.command("export")
+@click.argument("name")
+@click.argument("version")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="Bundle file to write (.tar; .tar.gz/.tgz compressed).",
+)
+@registry_option
+def export_cmd(name: str, version: str, out: str, registry_url: str | None) -> None:
+    """Write VERSION (number, alias or latest) of model NAME as one signed bundle."""
+    try:
+        number = _registry(registry_url).export_bundle(name, version, out)
+    except (ValueError, LookupError, RuntimeError, OSError) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"exported {name} v{number} to {out}")
+
+
+@click.command("import")
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@registry_option
+def import_cmd(bundle: str, registry_url: str | None) -> None:
+    """Add the version in BUNDLE (from `models export`) under its own name and number.
+
+    The signature and every checksum are checked before anything is written; an existing,
+    different version of the same number is never overwritten. Aliases do not move.
+    """
+    registry = _registry(registry_url)
+    try:
+        result = registry.import_bundle(bundle)
+    except (ValueError, LookupError, RuntimeError, OSError) as exc:
+        raise _fail(exc) from exc
+    word = "imported" if result.created else "already present (identical), kept"
+    click.echo(f"{result.name} v{result.version}: {word} in {registry.url}")
+
+
+@click.command("keygen")
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for registry_signing.pem (private, mode 0600) and registry_verify.pem.",
+)
+def keygen_cmd(out_dir: str) -> None:
+    """Generate an Ed25519 key pair for signing the registry (never overwrites a key)."""
+    from pathlib import Path
+
+    from models.signing import SIGNING_KEY_ENV, VERIFY_KEY_ENV, generate_key_pair
+
+    try:
+        private, public = generate_key_pair(Path(out_dir))
+    except (RuntimeError, OSError) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"signing key (training host only): {SIGNING_KEY_ENV}={private}")
+    click.echo(f"verify key (every host that loads models): {VERIFY_KEY_ENV}={public}")
+
+
+_COMMANDS = (
+    train_cmd,
+    evaluate_cmd,
+    promote_cmd,
+    rollback_cmd,
+    list_cmd,
+    compare_cmd,
+    sign_cmd,
+    export_cmd,
+    import_cmd,
+    keygen_cmd,
+    optimise_cmd,  # workers.commands.runtimes_cmd
+)
 
 
 @click.group("models")
 def models_group() -> None:
-    """Train, evaluate, compare and promote models; inspect the registry."""
+    """Train, evaluate, compare and promote models; inspect, sign, export and import versions."""
 
 
 for _command in _COMMANDS:
@@ -325,6 +430,6 @@ for _command in _COMMANDS:
 
 
 def register(group: click.Group) -> None:
-    """Add ``models`` (train/evaluate/promote/rollback/list/compare) to the CLI group; each
-    command exists once, under ``models``."""
+    """Add ``models`` (train/evaluate/promote/rollback/list/compare/sign/export/import/keygen)
+    to the CLI group; each command exists once, under ``models``."""
     group.add_command(models_group)

@@ -62,7 +62,7 @@ def replay(
     if recorded.empty:
         raise click.ClickException("no recorded decisions to compare with")
     events = events[:limit] if limit else events
-    registry = ModelRegistry(settings.registry_url)
+    registry = ModelRegistry(settings.registry_url, keys=settings.registry.keys())
 
     def load_model(version: int | None) -> object:
         ref: str | int = (

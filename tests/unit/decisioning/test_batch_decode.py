@@ -17,7 +17,7 @@ import decisioning.batch_decode as batch_decode
 from decisioning.audit import canonical_json, feature_hash
 from decisioning.batch_decode import BatchDecoder, DecodedBatch, UnhashableFeaturesError
 from decisioning.contracts import Event, EventError
-from decisioning.validation import FeatureChecker, validate_event
+from decisioning.validation import FeatureChecker, TimeWindow, validate_event
 
 KINDS = {
     "Amount": "numeric",
@@ -32,6 +32,27 @@ KINDS = {
 }
 SPEC = "credit"
 MAX = 300_000
+# the ranged contract: ranges on some numeric features and an event_time window at NOW
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "Amount": (0.0, 1e6),
+    "Income": (-1.0, 2.0**60),  # above 2**53: an int and its float may differ at the bound
+    "Z\u00e9\U0001f600": (None, 10.0),
+}
+WINDOW = TimeWindow(max_age_s=3650 * 86400.0, max_future_s=3600.0)
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+EARLIEST, LATEST = NOW - timedelta(days=3650), NOW + timedelta(hours=1)
+
+
+def _checker(ranged: bool) -> FeatureChecker:
+    if ranged:
+        return FeatureChecker(KINDS, SPEC, ranges=RANGES, window=WINDOW)
+    return FeatureChecker(KINDS, SPEC)
+
+
+def _decoder(max_bytes: int = MAX, ranged: bool = False) -> BatchDecoder:
+    if ranged:
+        return BatchDecoder(KINDS, SPEC, max_bytes, ranges=RANGES, window=WINDOW)
+    return BatchDecoder(KINDS, SPEC, max_bytes)
 
 
 def _event(**overrides: object) -> dict[str, object]:
@@ -51,10 +72,12 @@ def _raw(obj: object, **dumps: Any) -> bytes:
     return json.dumps(obj, **dumps).encode()
 
 
-def _expected(raw: bytes, max_bytes: int = MAX) -> tuple[Event, str] | Exception:
+def _expected(
+    raw: bytes, max_bytes: int = MAX, ranged: bool = False
+) -> tuple[Event, str] | Exception:
     """What the record-by-record path makes of ``raw``: (event, feature hash) or the error."""
     try:
-        event = validate_event(raw, max_bytes, FeatureChecker(KINDS, SPEC))
+        event = validate_event(raw, max_bytes, _checker(ranged), NOW)
     except Exception as exc:  # EventError; validate_event lets a few others through
         return exc
     try:
@@ -74,17 +97,18 @@ def _same_error(got: EventError, want: EventError) -> None:
     assert getattr(got, "errors", None) == getattr(want, "errors", None)
 
 
-def _check_batch(raws: list[bytes], max_bytes: int = MAX) -> DecodedBatch:
-    """Decode ``raws`` and compare every record with the record-by-record path."""
-    wants = [_expected(raw, max_bytes) for raw in raws]
+def _check_batch(raws: list[bytes], max_bytes: int = MAX, ranged: bool = False) -> DecodedBatch:
+    """Decode ``raws`` and compare every record with the record-by-record path (``ranged``:
+    both with the ranges and the event_time window at NOW)."""
+    wants = [_expected(raw, max_bytes, ranged) for raw in raws]
     crash = next(
         (w for w in wants if isinstance(w, Exception) and not isinstance(w, EventError)), None
     )
     if crash is not None:  # validate_event raised something else: so does the batch
         with pytest.raises(type(crash), match=re.escape(str(crash))):
-            BatchDecoder(KINDS, SPEC, max_bytes).decode(raws)
-        return BatchDecoder(KINDS, SPEC, max_bytes).decode([])
-    batch = BatchDecoder(KINDS, SPEC, max_bytes).decode(raws)
+            _decoder(max_bytes, ranged).decode(raws, now=NOW)
+        return _decoder(max_bytes, ranged).decode([], now=NOW)
+    batch = _decoder(max_bytes, ranged).decode(raws, now=NOW)
     cols = batch.columns
     errors = dict(batch.errors)
     assert sorted([*batch.ok, *errors]) == list(range(len(raws)))
@@ -307,6 +331,190 @@ def test_common_producer_formats_take_the_fast_path(monkeypatch: pytest.MonkeyPa
 
 
 # --------------------------------------------------------------------------------------------
+# Ranges and the event_time window (the ranged contract, at NOW)
+# --------------------------------------------------------------------------------------------
+
+
+def _feat(**features: object) -> bytes:
+    return _raw(_event(features={"Home": "rent", **features}))
+
+
+def _at(when: datetime) -> bytes:
+    return _raw(_event(event_time=when.isoformat()))
+
+
+RANGED: dict[str, tuple[bytes, str | None]] = {
+    "good": (GOOD, None),
+    "Amount at min": (_feat(Amount=0), None),
+    "Amount -0.0": (_feat(Amount=-0.0), None),
+    "Amount at max, int": (_feat(Amount=1_000_000), None),
+    "Amount at max, float": (_feat(Amount=1e6), None),
+    "Amount null": (_feat(Amount=None), None),
+    "Amount absent": (_feat(), None),
+    "unranged feature far out": (_feat(Seniority=-1e15), None),
+    "Income at min": (_feat(Income=-1), None),
+    "Income at a huge max, int": (_feat(Income=2**60), None),
+    "Income below a huge max, int": (_feat(Income=2**60 - 1), None),
+    "Income at a huge max, float": (_feat(Income=2.0**60), None),
+    "unicode name at max": (_feat(**{"Z\u00e9\U0001f600": 10}), None),
+    "Amount below min": (_feat(Amount=-1), "out_of_range"),
+    "Amount -1e308": (_feat(Amount=-1e308), "out_of_range"),
+    "Amount a hair below min": (_feat(Amount=-5e-324), "out_of_range"),
+    "Amount above max, int": (_feat(Amount=1_000_001), "out_of_range"),
+    "Amount a hair above max": (_feat(Amount=1000000.0000000001), "out_of_range"),
+    "Amount 1e308": (_feat(Amount=1e308), "out_of_range"),
+    "Income below min": (_feat(Income=-1.5), "out_of_range"),
+    "Income above a huge max, int": (_feat(Income=2**60 + 1), "out_of_range"),
+    "Income int64 max": (_feat(Income=2**63 - 1), "out_of_range"),
+    "unicode name above max": (_feat(**{"Z\u00e9\U0001f600": 10.5}), "out_of_range"),
+    "two out of range": (_feat(Income=-3, Amount=-2), "out_of_range"),
+    "type error before range": (_feat(Amount="-1", Income=-3), "feature_type"),
+    "unknown before range": (_feat(Colour="red", Amount=-1), "unknown_feature"),
+    "at earliest": (_at(EARLIEST), None),
+    "at latest": (_at(LATEST), None),
+    "at latest, other offset": (_at(LATEST.astimezone(timezone(timedelta(hours=-5)))), None),
+    "a microsecond too old": (_at(EARLIEST - timedelta(microseconds=1)), "out_of_range"),
+    "a microsecond too far ahead": (_at(LATEST + timedelta(microseconds=1)), "out_of_range"),
+    "too far ahead, other offset": (
+        _raw(_event(event_time="2026-11-23T14:00:00.000001+01:00")),
+        "out_of_range",
+    ),
+    "year 9999": (_raw(_event(event_time="9999-12-31T00:00:00Z")), "out_of_range"),
+    "year 1": (_raw(_event(event_time="0001-01-01T00:00:00Z")), "out_of_range"),
+    "unix time 0": (_raw(_event(event_time=0)), "out_of_range"),
+    "feature range before window": (
+        _raw(_event(event_time="9999-12-31T00:00:00Z", features={"Amount": -1})),
+        "out_of_range",
+    ),
+    "bad time shape before window": (
+        _raw(_event(event_time="9999-12-31T23:59:59-01:00")),
+        "validation",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RANGED))
+def test_ranged_corpus_matches_validate_event(name: str) -> None:
+    raw, reason = RANGED[name]
+    want = _expected(raw, ranged=True)
+    assert (want.reason if isinstance(want, EventError) else None) == reason
+    if reason == "out_of_range":
+        assert isinstance(want, EventError) and want.stage == "validate"
+        assert _expected(raw) is not want and not isinstance(_expected(raw), EventError)
+    _check_batch([raw], ranged=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_feat(Amount=-1e308), "feature 'Amount' = -1e+308 is below the minimum 0"),
+        (_feat(Amount=1_000_001), "feature 'Amount' = 1000001 is above the maximum 1000000"),
+        (_feat(Income=-1.5), "feature 'Income' = -1.5 is below the minimum -1"),
+        (
+            _feat(Income=2**60 + 1),
+            "feature 'Income' = 1152921504606846977 is above the maximum 1.152921504606847e+18",
+        ),
+        (_feat(Income=-3, Amount=-2), "feature 'Amount' = -2 is below the minimum 0"),
+        (
+            _raw(_event(event_time="9999-12-31T00:00:00Z")),
+            "event_time = 9999-12-31T00:00:00+00:00 is after the latest accepted "
+            "2026-11-23T13:00:00+00:00 (max_future 1h)",
+        ),
+        (
+            _raw(_event(event_time="0001-01-01T00:00:00Z")),
+            "event_time = 0001-01-01T00:00:00+00:00 is before the earliest accepted "
+            "2016-11-25T12:00:00+00:00 (max_age 3650d)",
+        ),
+    ],
+)
+def test_out_of_range_messages_name_feature_value_and_bound(raw: bytes, message: str) -> None:
+    (_, error), *_ = _check_batch([raw], ranged=True).errors
+    assert (error.reason, error.stage, str(error)) == ("out_of_range", "validate", message)
+
+
+def test_ranged_mixed_batch_keeps_input_order() -> None:
+    """The ranged corpus among the plain one (whose reasons _check_batch takes from
+    validate_event: some of its good events are out of range here)."""
+    reasons = [reason for _, reason in RANGED.values()]
+    raws = [raw for raw, _ in RANGED.values()] + [raw for raw, _ in CORPUS.values()]
+    batch = _check_batch(raws, ranged=True)
+    errors = [(i, e.reason) for i, e in batch.errors if i < len(reasons)]
+    assert errors == [(i, r) for i, r in enumerate(reasons) if r is not None]
+    assert [i for i in batch.ok if i < len(reasons)] == [
+        i for i, r in enumerate(reasons) if r is None
+    ]
+
+
+def test_in_range_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*_: object) -> None:
+        raise AssertionError("fell back to validate_event")
+
+    monkeypatch.setattr(batch_decode, "validate_event", never)
+    raws = [
+        GOOD,
+        _feat(Amount=0, Income=-1),
+        _feat(Amount=1e6, **{"Z\u00e9\U0001f600": 10}),
+        _at(EARLIEST),
+        _at(LATEST),
+    ]
+    batch = _decoder(ranged=True).decode(raws, now=NOW)
+    assert batch.errors == [] and batch.ok == list(range(len(raws)))
+
+
+def test_only_suspect_rows_are_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bytes] = []
+
+    def counting(raw: bytes, *args: Any) -> Event:
+        calls.append(raw)
+        return validate_event(raw, *args)
+
+    monkeypatch.setattr(batch_decode, "validate_event", counting)
+    low, late = _feat(Amount=-1), _at(LATEST + timedelta(seconds=1))
+    raws = [GOOD] * 50 + [low] + [GOOD] * 50 + [late] + [GOOD] * 10
+    batch = _decoder(ranged=True).decode(raws, now=NOW)
+    assert [(i, e.reason) for i, e in batch.errors] == [(50, "out_of_range"), (101, "out_of_range")]
+    assert len(batch.columns) == len(raws) - 2 and sorted(calls) == sorted([low, late])
+    assert batch.columns.features["Amount"] == [800] * len(batch.ok)
+
+
+def test_without_a_contract_nothing_is_out_of_range() -> None:
+    raws = [RANGED[name][0] for name in ("Amount -1e308", "year 9999", "year 1")]
+    assert len(_check_batch(raws).ok) == 3
+
+
+def test_window_is_read_at_the_current_time_by_default() -> None:
+    now = datetime.now(UTC)
+    raws = [_at(now - timedelta(days=1)), _at(now + timedelta(hours=2))]
+    errors = _decoder(ranged=True).decode(raws).errors
+    assert [(i, e.reason) for i, e in errors] == [(1, "out_of_range")]
+    with pytest.raises(EventError, match="after the latest accepted"):
+        validate_event(raws[1], MAX, _checker(True))
+    assert validate_event(raws[0], MAX, _checker(True)).event_time <= now
+
+
+def test_window_wider_than_the_calendar_is_open() -> None:
+    checker = FeatureChecker(KINDS, SPEC, window=TimeWindow(1e12, 1e12))
+    assert validate_event(RANGED["year 9999"][0], MAX, checker, NOW).event_time.year == 9999
+    assert validate_event(RANGED["year 1"][0], MAX, checker, NOW).event_time.year == 1
+
+
+@pytest.mark.parametrize(
+    ("ranges", "needle"),
+    [
+        ({"Home": (0.0, 1.0)}, "numeric column: 'Home' is categorical"),
+        ({"Colour": (0.0, 1.0)}, "'Colour' is None"),
+        ({"Amount": (2.0, 1.0)}, "min 2.0 > max 1.0"),
+        ({"Amount": (float("nan"), None)}, "NaN"),
+    ],
+)
+def test_bad_ranges_are_refused(
+    ranges: dict[str, tuple[float | None, float | None]], needle: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        BatchDecoder(KINDS, SPEC, MAX, ranges=ranges)
+
+
+# --------------------------------------------------------------------------------------------
 # Canonical JSON: msgspec's bytes equal the stdlib's where the fast path uses them
 # --------------------------------------------------------------------------------------------
 
@@ -431,17 +639,29 @@ good_text = st.text(
     min_size=1,
     max_size=12,
 )
+# any time, or one near the ranged contract's window (an hour of slack each side)
+near_window = st.datetimes(
+    min_value=(EARLIEST - timedelta(hours=1)).replace(tzinfo=None),
+    max_value=(LATEST + timedelta(hours=1)).replace(tzinfo=None),
+)
 good_times = st.builds(
     _time_text,
-    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)) | near_window,
     offsets | st.just(UTC),
     st.integers(min_value=0, max_value=6),
     st.booleans(),
 )
 int64 = st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
 finite = st.floats(allow_nan=False, allow_infinity=False)
+# the ranged contract's bounds and their neighbours
+near_bounds = st.sampled_from(
+    [b + d for b in (0, -1, 10, 10**6) for d in (-1, 0, 1)]
+    + [0.0, -0.0, -1.0, 10.0, 1e6, 5e-324, -5e-324, 1000000.0000000001, -1.0000000000000002]
+    + [2**60 + d for d in (-2, -1, 0, 1, 2)]
+    + [2.0**60, 1.1529215046068467e18, 1.152921504606847e18]
+)
 KIND_VALUES = {
-    "numeric": st.none() | int64 | finite,
+    "numeric": st.none() | int64 | finite | near_bounds,
     "categorical": st.none() | good_text | int64,
     "boolean": st.none() | st.booleans() | good_text,
 }
@@ -497,6 +717,7 @@ def raw_events(draw: st.DrawFn) -> bytes:
 @given(st.lists(raw_events(), min_size=1, max_size=4))
 def test_random_events_match_validate_event(raws: list[bytes]) -> None:
     _check_batch(raws)
+    _check_batch(raws, ranged=True)
 
 
 @settings(max_examples=150, deadline=None)

@@ -11,6 +11,7 @@ from sqlalchemy import Column, Engine, MetaData, Table, insert, inspect
 from decisioning.contracts import DeadLetter, Decision, Event, Outcome
 from models.spec import load_spec
 from storage import store
+from storage.store import QuarantinedRecord
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 SPEC = load_spec("credit_data")
@@ -85,6 +86,7 @@ def test_writes_are_idempotent_on_their_keys(engine: Engine) -> None:
         "decisions": 2,
         "events": 2,
         "outcomes": 1,
+        "quarantine": 0,
         "shadow_decisions": 1,
     }
     # the first write wins
@@ -196,3 +198,62 @@ def test_create_schema_upgrades_an_old_store_in_place(tmp_path: Path) -> None:
         store.write_decisions(conn, [_decision(3, method="occlusion")], shadow=True)
     assert _methods(eng) == {"e1": None, "e2": "integrated_gradients"}
     assert _methods(eng, include_shadow=True)["e3"] == "occlusion"
+    assert "quarantine" in inspect(eng).get_table_names()  # a table newer than the store
+
+
+def _held(
+    offset: int, raw: bytes | None, error_class: str = "DataError", minute: int = 2
+) -> QuarantinedRecord:
+    return QuarantinedRecord(
+        source_topic="decisions",
+        source_partition=1,
+        source_offset=offset,
+        kind="decisions",
+        stage="store",
+        error_class=error_class,
+        error="[22001] value too long for type character varying(256)",
+        source_key=b"app-1",
+        raw=raw,
+        quarantined_at=T0 + timedelta(minutes=minute),
+    )
+
+
+def test_quarantine_keeps_raw_bytes_keyed_by_source_position(engine: Engine) -> None:
+    raw = b'{"rule": "a\x00b"}\xff\xfe'  # not UTF-8, a NUL: still kept byte for byte
+    big = 2**40  # Kafka offsets outgrow 32 bits
+    with engine.begin() as conn:
+        assert store.write_quarantine(conn, [_held(big, raw), _held(big, raw)]) == 1
+        assert store.write_quarantine(conn, [_held(3, None, "OverflowError", minute=1)]) == 1
+    assert store.row_counts(engine)["quarantine"] == 2
+    newest, oldest = store.read_quarantine(engine)
+    assert (newest.source_offset, newest.raw, newest.source_key) == (big, raw, b"app-1")
+    assert newest.quarantined_at == T0 + timedelta(minutes=2)
+    assert oldest.raw is None
+    summary = store.quarantine_summary(engine)
+    assert sorted(zip(summary["error_class"], summary["count"], strict=True)) == [
+        ("DataError", 1),
+        ("OverflowError", 1),
+    ]
+    assert store.read_quarantine(engine, kind="events") == []
+    with engine.begin() as conn:
+        assert store.delete_quarantined(conn, [("decisions", 1, 3), ("decisions", 1, 4)]) == 1
+    assert [q.source_offset for q in store.read_quarantine(engine)] == [big]
+
+
+def test_a_store_without_the_quarantine_table_reads_as_empty(tmp_path: Path) -> None:
+    eng = store.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    store.events.create(eng)
+    assert store.read_quarantine(eng) == []
+    assert len(store.quarantine_summary(eng)) == 0
+
+
+def test_savepoints_stay_inside_the_transaction(engine: Engine) -> None:
+    """A released SAVEPOINT is undone with its transaction (pysqlite would commit it)."""
+    with pytest.raises(RuntimeError), store.transaction(engine) as conn:
+        with conn.begin_nested():
+            store.write_events(conn, [_event(1)])
+        raise RuntimeError("the batch fails after its first savepoint")
+    assert store.row_counts(engine)["events"] == 0
+    with store.transaction(engine) as conn, conn.begin_nested():
+        store.write_events(conn, [_event(1)])
+    assert store.row_counts(engine)["events"] == 1

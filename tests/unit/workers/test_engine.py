@@ -92,3 +92,18 @@ def test_challenger_arm_and_shadow_records() -> None:
         assert s.shadow and s.arm != arms[s.event_id]
     again = engine.process(batch)
     assert {d.event_id: d.arm for d in again.decisions} == arms
+
+
+def test_spec_ranges_and_event_time_window_dead_letter_out_of_range() -> None:
+    """The engine validates against the spec's ranges and event_time window."""
+    from datetime import UTC, datetime
+
+    negative = valid_event(0, -1e308)
+    future = valid_event(1) | {"event_time": "9999-12-31T00:00:00+00:00"}
+    old = valid_event(2) | {"event_time": datetime(1, 1, 1, tzinfo=UTC).isoformat()}
+    batch = [_rec(i, json.dumps(e).encode()) for i, e in enumerate([negative, future, old])]
+    out = _engine().process([*batch, _rec(3, json.dumps(valid_event(3, 0)).encode())])
+    assert [d.event_id for d in out.decisions] == ["evt-3"]
+    assert [(d.reason, d.stage) for d in out.dlq] == [("out_of_range", "validate")] * 3
+    assert out.dlq[0].error_message == "feature 'Amount' = -1e+308 is below the minimum 0"
+    assert out.dlq[1].error_message.startswith("event_time = 9999-12-31T00:00:00+00:00 is after")

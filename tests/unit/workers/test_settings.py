@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -56,3 +58,18 @@ def test_scoring_timeout_must_fit_the_poll_interval(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("DECISIONFLOW_SCORE_TIMEOUT_S", "200")
     with pytest.raises(ValidationError, match="rebalance storms"):
         WorkerSettings(_env_file=None)
+
+
+def test_registry_keys_are_nested_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.signing import RegistryKeys
+    from workers.settings import registry_keys
+
+    monkeypatch.setenv("DECISIONFLOW_REGISTRY_URL", "/srv/registry")
+    monkeypatch.setenv("DECISIONFLOW_REGISTRY__VERIFY_KEY", "/run/secrets/registry_verify.pem")
+    monkeypatch.delenv("DECISIONFLOW_REGISTRY__SIGNING_KEY", raising=False)
+    s = WorkerSettings(_env_file=None)
+    assert s.registry_url == "/srv/registry"
+    assert s.registry.signing_key is None
+    # a worker: the public key only, never a generated dev pair
+    want = RegistryKeys(verify_key=Path("/run/secrets/registry_verify.pem"))
+    assert s.registry.keys() == want == registry_keys()

@@ -1,0 +1,91 @@
+"""Static group membership: a worker that goes away and comes back under its name within the
+session timeout takes its own partitions back without a rebalance; the other worker never
+stops, and every event is still decided exactly once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+from kafka import KafkaProducer
+
+from tests.integration.streaming import accounted, deciding, make_topics
+from tests.integration.workerproc import wait_for
+from workers.kafka_client import TP, ClientName
+from workers.settings import WorkerSettings
+from workers.testing import valid_event
+
+RATE = 300  # events/s while the worker is away and back
+
+
+def _produce(bootstrap: str, topic: str, stop: threading.Event, sent: list[int]) -> None:
+    with KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5) as producer:
+        i = 0
+        while not stop.is_set():
+            for _ in range(RATE // 10):
+                producer.send(
+                    topic, key=f"app-{i}".encode(), value=json.dumps(valid_event(i)).encode()
+                )
+                i += 1
+            sent[0] = i
+            time.sleep(0.1)
+
+
+def test_a_restarted_worker_takes_its_partitions_back_without_a_rebalance(
+    bootstrap: str, make_topic: Callable[..., str], group_id: str, kafka_client: ClientName
+) -> None:
+    topics = make_topics(make_topic, partitions=4)
+    settings = WorkerSettings(
+        topics=topics,
+        group_id=group_id,
+        transactional_id_prefix=group_id,
+        kafka_client=kafka_client,
+        max_batch_size=100,
+        max_wait_ms=20,
+        dedupe_window_s=0,
+    )
+    stop, sent = threading.Event(), [0]
+    producer = threading.Thread(target=_produce, args=(bootstrap, topics.events, stop, sent))
+    producer.start()
+    revoked: list[TP] = []
+    try:
+        with deciding(settings, "b") as (b, _):
+            wait_for(lambda: len(b.tracker.assigned) == 4, 60, "b owns every partition", 0.2)
+            with deciding(settings, "a") as (a, _):
+                wait_for(lambda: len(a.tracker.assigned) == 2, 60, "a joins with 2 partitions", 0.2)
+                wait_for(lambda: len(b.tracker.assigned) == 2, 30, "b keeps 2 partitions", 0.2)
+                mine = set(a.tracker.assigned)
+                time.sleep(2)
+            # a is gone without leaving the group (a static member never sends LeaveGroup)
+            spy = b.tracker.on_revoked
+
+            def on_revoked(partitions: list[TP]) -> None:
+                revoked.extend(partitions)
+                spy(partitions)
+
+            b.tracker.on_revoked = on_revoked  # type: ignore[method-assign]
+            time.sleep(1)
+            t0 = time.monotonic()
+            with deciding(settings, "a") as (a2, _):
+                wait_for(lambda: a2.tracker.assigned == mine, 30, "a gets its own partitions", 0.1)
+                back = time.monotonic() - t0
+                wait_for(lambda: a2.committed_batches > 0, 30, "a decides again", 0.1)
+                time.sleep(2)
+            assert revoked == [], f"the other worker was rebalanced: {revoked}"
+            assert back < 10, f"partitions came back after {back:.1f}s"
+            stop.set()
+            producer.join()
+            # everything sent is decided by b (a is gone again: b takes over after the session)
+
+            def done() -> bool:
+                ids, dlq = accounted(bootstrap, topics)
+                return len(ids) + len(dlq) >= sent[0]
+
+            wait_for(done, 60, "every event decided")
+    finally:
+        stop.set()
+        producer.join()
+    ids, dlq = accounted(bootstrap, topics)
+    assert len(ids) == sent[0] and max(ids.values()) == 1 and not dlq
