@@ -106,6 +106,8 @@ class Sent:
     poison: dict[str, str] = field(default_factory=dict)
     """``topic/partition/offset`` -> kind, for records that must be dead-lettered."""
     repeats: dict[str, int] = field(default_factory=dict)
+    compressed: dict[str, str] = field(default_factory=dict)
+    """event id -> codec, for valid events sent compressed."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -154,7 +156,12 @@ class Producer:
             entity_id, features = rows[i % len(rows)]
             payload = event_payload(entity_id, features, event_id=f"{self.run}-{i}")
             value = json.dumps(payload).encode()
-            producer = self._codecs[CODECS[i % 4]] if i % 50 == 7 else self._plain
+            producer = self._plain
+            if i % 50 == 7:
+                codec = CODECS[(i // 50) % len(CODECS)]
+                producer = self._codecs[codec]
+                with self.sent.lock:
+                    self.sent.compressed[payload["event_id"]] = codec
             self._send(producer, entity_id, value, valid=payload["event_id"])
             if i % 200 == 100:
                 kind = self.KINDS[(i // 200) % len(self.KINDS)]
@@ -257,6 +264,7 @@ class Drill:
     args: argparse.Namespace
     run: str = field(default_factory=lambda: time.strftime("%Y%m%dT%H%M%S"))
     faults: list[Fault] = field(default_factory=list)
+    produced_until: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -326,7 +334,8 @@ class Drill:
         self.workers[name].kill()
         time.sleep(1.0)
         self.start_worker(name, env)
-        self.faults.append(Fault(f"worker kill -9 ({name})", t, t, 10.0))
+        n = sum(f.name.startswith("worker kill") for f in self.faults) + 1
+        self.faults.append(Fault(f"worker kill -9 #{n} ({name})", t, t, 10.0))
         log(f"killed {name} with SIGKILL; restarted it")
 
     def kill_broker(self, topic: str) -> None:
@@ -388,6 +397,7 @@ class Drill:
             self.at(t0, offset)
             action()
         producer.done.wait()
+        self.produced_until = time.monotonic()
         log("all events sent; waiting until every one is accounted for")
         sent = producer.sent
         expected = len(sent.valid) + len(sent.poison) + sum(sent.repeats.values())
@@ -407,10 +417,12 @@ class Drill:
         plan: list[tuple[float, Action]] = []
         for k in range(kills):
             name = f"chaos-w{1 + k % 2}"
-            plan.append((6 + 12 * k, functools.partial(self.kill_worker, name, env)))
-        t = 6 + 12 * kills
+            # 25 s apart: a restart takes 5-25 s on a loaded 2-core host, and overlapping kills
+            # would measure two faults at once
+            plan.append((6 + 25 * k, functools.partial(self.kill_worker, name, env)))
+        t = 6 + 25 * kills
         plan.append((t, lambda: self.kill_broker(events_topic)))
-        t += self.args.broker_down_s + 14
+        t += self.args.broker_down_s + 30  # start-broker waits for a healthy cluster
         plan.append((t, lambda: self.outage("redis", signal.SIGKILL)))
         t += self.args.outage_s + 12
         plan.append((t, lambda: self.outage("postgres", signal.SIGQUIT)))
@@ -429,12 +441,17 @@ class Drill:
         )
         decisions = [Seen(e, sent.valid[e][0], at) for e, at in checker.decided if e in sent.valid]
         pending = [Seen(e, p, at) for e, (p, at) in sent.valid.items()]
-        gaps = output_gaps(decisions, pending, self.faults)
+        gaps = output_gaps(decisions, pending, self.faults, self.produced_until)
         reasons: dict[str, set[str]] = {}
         for d in checker.dead:
             key = _position(d)
             if key in sent.poison:
                 reasons.setdefault(sent.poison[key], set()).add(str(d.get("reason")))
+        decided = {e for e, _ in checker.decided}
+        for event_id, codec in sent.compressed.items():
+            reasons.setdefault(f"{codec}-compressed valid event", set()).add(
+                "decided" if event_id in decided else "NOT decided"
+            )
         stalled = self.stalled_partitions(env)
         stored = self.stored_decisions(env, acc.decided)
         report = self.report(acc, gaps, reasons, stalled, stored)
@@ -523,7 +540,7 @@ class Drill:
             shown = "never resumed" if g is None else f"{g:.1f}"
             ok = g is not None and (f.target_s is None or g <= f.target_s)
             lines.append(f"| {f.name} | {shown} | {f.target_s or '-'} | {'yes' if ok else 'NO'} |")
-        lines += ["", "| poison kind | DLQ reason(s) |", "|---|---|"]
+        lines += ["", "| input kind | outcome (DLQ reason) |", "|---|---|"]
         lines += [f"| {k} | {', '.join(sorted(v))} |" for k, v in sorted(reasons.items())]
         for title, items in (
             ("lost", acc.lost),
@@ -549,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chaos", description=__doc__.split("\n\n")[0])
     p.add_argument("--brokers", type=int, default=3, choices=(1, 3))
     p.add_argument("--events", type=int, default=20_000)
-    p.add_argument("--rate", type=float, default=200.0, help="events/s")
+    p.add_argument("--rate", type=float, default=100.0, help="events/s")
     p.add_argument("--worker-kills", type=int, default=5)
     p.add_argument("--broker-down-s", type=float, default=10.0)
     p.add_argument("--outage-s", type=float, default=10.0)

@@ -5,15 +5,16 @@ Pure functions over plain records, so the accounting is unit-tested apart from t
 * :func:`account`: events sent / decided / dead-lettered / duplicates, and the two numbers
   that must be zero: lost (sent, valid, never decided nor dead-lettered nor recorded as a
   duplicate) and duplicated (decided more than once).
-* :func:`output_gaps`: per fault, how long until every partition with pending events had a
-  committed decision again.
+* :func:`output_gaps`: per fault, the longest time any partition with events waiting went
+  without a committed decision.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Accounting", "Fault", "Seen", "account", "output_gaps"]
@@ -97,10 +98,11 @@ def account(
 
 
 def output_gaps(
-    decisions: Iterable[Seen], pending: Iterable[Seen], faults: Iterable[Fault]
+    decisions: Iterable[Seen], pending: Iterable[Seen], faults: Sequence[Fault], end: float
 ) -> dict[str, float | None]:
-    """Per fault: seconds from ``measure_from`` until every partition that had events sent
-    after it had a decision again (None: some such partition never did).
+    """Per fault: the longest silence, in seconds, of any partition that had events sent in
+    the fault's window (from ``measure_from`` to the next fault, or ``end``), counted from
+    ``measure_from``; None when such a partition never had a decision again.
 
     ``pending``: the events sent, with the partition and the time they were sent.
     """
@@ -113,18 +115,22 @@ def output_gaps(
     for e in pending:
         sent.setdefault(e.partition, []).append(e.at)
     out: dict[str, float | None] = {}
-    for fault in faults:
+    for k, fault in enumerate(faults):
         t0 = fault.measure_from
+        t1 = max(faults[k + 1].at if k + 1 < len(faults) else end, t0)
         worst = 0.0
+        resumed = True
         for partition, times in sent.items():
-            if max(times) < t0:
-                continue  # nothing was waiting on this partition
+            if not any(t0 <= t < t1 for t in times):
+                continue  # nothing was sent to this partition in the window
             got = arrivals.get(partition, [])
-            i = bisect.bisect_right(got, t0)
-            if i == len(got):
-                out[fault.name] = None
+            after = got[bisect.bisect_right(got, t0) :]
+            if not after:
+                resumed = False
                 break
-            worst = max(worst, got[i] - t0)
-        else:
-            out[fault.name] = worst
+            inside = [t for t in after if t <= t1] or after[:1]
+            points = [t0, *inside]
+            silence = max(b - a for a, b in itertools.pairwise(points))
+            worst = max(worst, silence)
+        out[fault.name] = worst if resumed else None
     return out

@@ -81,7 +81,7 @@ class Membership:
     """
 
     instance_id: str | None = None
-    session_timeout_ms: int = 10_000
+    session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 1_000
 
 

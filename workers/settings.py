@@ -191,7 +191,8 @@ class WorkerSettings(_Base):
     max_wait_ms: int = Field(default=50, ge=0, le=60_000)
     max_message_bytes: int = Field(default=64 * 1024, ge=256)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
-    score_timeout_s: float = Field(default=10.0, gt=0)
+    # a slower model call gets the policy's fallback decision (batches take milliseconds)
+    score_timeout_s: float = Field(default=5.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # What computes the scores (docs/runtimes.md): native = the registered
     # torch / scikit-learn model (alias torch); onnx / int8 = its ONNX Runtime variants (CPU);
@@ -210,8 +211,10 @@ class WorkerSettings(_Base):
     transactional_id_prefix: str = "decisionflow"
     # a rebalance still unfinished after this long rebuilds the worker's Kafka clients
     rejoin_timeout_s: float = Field(default=60.0, gt=0)
-    # an open transaction of a killed worker blocks read_committed readers until it times out
-    transaction_timeout_ms: int = Field(default=15_000, ge=1_000)
+    # An open transaction of a killed worker blocks read_committed readers of its partitions
+    # until it times out (or the worker is back under its name): the recovery time after a
+    # kill -9. It must outlast the slowest batch (see the validator below).
+    transaction_timeout_ms: int = Field(default=7_000, ge=1_000)
     # A transaction may span several model batches: it commits once it holds this many events
     # or is transaction_max_ms old, whichever comes first (0: one transaction per batch).
     # Bigger transactions cost fewer commit round trips per event and add up to
@@ -224,7 +227,7 @@ class WorkerSettings(_Base):
     # within session_timeout_ms takes its partitions back without a rebalance, and a dead
     # worker's partitions move after session_timeout_ms (Kafka's default is 45 s).
     static_membership: bool = True
-    session_timeout_ms: int = Field(default=10_000, ge=6_000, le=1_800_000)
+    session_timeout_ms: int = Field(default=6_000, ge=6_000, le=1_800_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     # An event_id seen again within this window gets no second decision (0: no check). The
     # claims live in Redis (redis_url); see workers/idempotency.py for the guarantee.
@@ -237,6 +240,12 @@ class WorkerSettings(_Base):
             raise ValueError(
                 f"score_timeout_s ({self.score_timeout_s}) must be under half of "
                 f"max_poll_interval_ms ({self.max_poll_interval_ms}) to avoid rebalance storms"
+            )
+        slowest_ms = self.score_timeout_s * 1000 + self.transaction_max_ms + 1000
+        if self.transaction_timeout_ms < slowest_ms:
+            raise ValueError(
+                f"transaction_timeout_ms ({self.transaction_timeout_ms}) must cover a batch at "
+                f"the scoring timeout plus transaction_max_ms and a second (>= {slowest_ms:.0f})"
             )
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be at most a third of session_timeout_ms")
