@@ -201,12 +201,19 @@ class DecisionSink:
                     else:  # database down: rewind and try the same records again
                         self._rewind(consumer, records)
                         self._back_off()
-                elif until_idle_s is not None and time.monotonic() - last_data >= until_idle_s:
+                elif until_idle_s is not None and self._idle(assigned, last_data, until_idle_s):
                     break
         finally:
             consumer.close()
         log.info("sink stopped: %s", self.stats.summary())
         return self.stats
+
+    @staticmethod
+    def _idle(assigned: bool, last_data: float, until_idle_s: float) -> bool:
+        """Caught up: nothing for ``until_idle_s`` since the assignment (a join still under
+        way, e.g. a slow broker or a SASL handshake, is waited for up to a minute)."""
+        quiet = time.monotonic() - last_data
+        return quiet >= until_idle_s and (assigned or quiet >= until_idle_s + 60)
 
     def _back_off(self) -> None:
         """Wait (until :meth:`stop`) before the next attempt; the wait doubles each time."""

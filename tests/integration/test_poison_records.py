@@ -117,3 +117,34 @@ def test_records_the_client_cannot_decode_are_dead_lettered_and_the_partition_mo
     assert all("UnsupportedCodecError" in d["error_message"] for d in dlq)
     after = REGISTRY.get_sample_value("decisionflow_dlq_total", labels) or 0.0
     assert after - before == 10
+
+
+def test_out_of_range_values_and_event_times_are_dead_lettered_and_the_rest_decided(
+    bootstrap: str, make_topic: Callable[..., str], group_id: str
+) -> None:
+    topics = make_topics(make_topic, partitions=1)
+    bad = {
+        "evt-900": {**valid_event(900), "features": {"Amount": -1e308}},
+        "evt-901": {**valid_event(901), "features": {"Age": 400}},
+        "evt-902": {**valid_event(902), "event_time": "9999-12-31T23:59:59+00:00"},
+        "evt-903": {**valid_event(903), "event_time": "0001-01-01T00:00:00+00:00"},
+    }
+    with KafkaProducer(bootstrap_servers=bootstrap) as producer:
+        for i in range(20):
+            event = bad.get(f"evt-{900 + i}") if i < 4 else None
+            value = event or valid_event(i)
+            producer.send(topics.events, key=b"k", value=json.dumps(value).encode())
+    settings = WorkerSettings(topics=topics, group_id=group_id, max_batch_size=50, max_wait_ms=20)
+
+    def all_accounted() -> bool:
+        ids, dlq = accounted(bootstrap, topics)
+        return sum(ids.values()) + len(dlq) >= 20
+
+    with deciding(settings, f"range-{group_id}"):
+        wait_for(all_accounted, 60, "every event decided or dead-lettered")
+    ids, dlq = accounted(bootstrap, topics)
+    assert set(ids) == {f"evt-{i}" for i in range(4, 20)} and max(ids.values()) == 1
+    assert [d["reason"] for d in dlq] == ["out_of_range"] * 4
+    messages = " | ".join(d["error_message"] for d in dlq)
+    for needle in ("Amount", "-1e+308", "Age", "400", "9999", "0001"):
+        assert needle in messages, f"{needle!r} not named in {messages}"
