@@ -118,7 +118,7 @@ def sizes_for(
             "scoring_min_s": 0.3,
             "runtimes_batches": [1, 32, 500, 2000],
             "runtimes_min_s": 0.5,
-            "api_rates": [50, 200],
+            "api_rates": [25, 50, 100],
             "api_s": 15.0,
         }
     if soak_s is not None:
