@@ -24,6 +24,7 @@ def _loop(
         max_wait_ms=0,
         transaction_max_events=txn_events,
         transaction_max_ms=60_000,
+        transaction_timeout_ms=120_000,  # must outlast the longest transaction
     )
     loop = DecisionLoop(settings, engine, worker_name="unit")
     consumer.listener = loop.tracker

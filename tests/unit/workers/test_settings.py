@@ -60,6 +60,27 @@ def test_scoring_timeout_must_fit_the_poll_interval(monkeypatch: pytest.MonkeyPa
         WorkerSettings(_env_file=None)
 
 
+def test_the_transaction_timeout_must_outlast_the_slowest_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a transaction the broker aborts under a slow batch would fail and be retried forever
+    monkeypatch.setenv("DECISIONFLOW_SCORE_TIMEOUT_S", "30")
+    with pytest.raises(ValidationError, match="transaction_timeout_ms"):
+        WorkerSettings(_env_file=None)
+    monkeypatch.setenv("DECISIONFLOW_TRANSACTION_TIMEOUT_MS", "32000")
+    assert WorkerSettings(_env_file=None).transaction_timeout_ms == 32_000
+
+
+def test_static_membership_sessions_are_short_and_heartbeats_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = WorkerSettings(_env_file=None)
+    assert s.static_membership and s.session_timeout_ms <= 10_000
+    monkeypatch.setenv("DECISIONFLOW_HEARTBEAT_INTERVAL_MS", "3000")
+    with pytest.raises(ValidationError, match="heartbeat_interval_ms"):
+        WorkerSettings(_env_file=None)
+
+
 def test_registry_keys_are_nested_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from models.signing import RegistryKeys
     from workers.settings import registry_keys
