@@ -58,7 +58,8 @@ async def _open_loop(
 ) -> tuple[list[tuple[int, float]], float]:
     import httpx
 
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    # a small pool: httpcore scans every connection per request, which ate the client's CPU
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     async with httpx.AsyncClient(
         base_url=url, headers=headers, timeout=API_WAIT_S + 30, limits=limits
