@@ -83,8 +83,10 @@ class Stack:
 
     def addresses(self) -> dict[str, str]:
         """The clients' settings from the run dir's stack.env."""
-        lines = (self.run_dir / "stack.env").read_text().splitlines()
-        return dict(line.split("=", 1) for line in lines if "=" in line)
+        from dotenv import dotenv_values
+
+        values = dotenv_values(self.run_dir / "stack.env")
+        return {k: v for k, v in values.items() if v is not None}
 
     def pid(self, service: str) -> int:
         return int((self.run_dir / service / f"{service}.pid").read_text().split()[0])

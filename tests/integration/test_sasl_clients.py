@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from models import paths
 from storage import store
+from tests.integration.sasl import KAFKA_VARS, sasl_settings, scram_env_file
 from tests.integration.streaming import deciding, make_topics
-from tests.integration.test_stack_sasl import KAFKA_VARS, sasl_settings, scram_env_file
 from tests.integration.workerproc import wait_for
 from workers.kafka_client import ClientName
 from workers.replay import read_topic

@@ -16,40 +16,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
-from dotenv import dotenv_values
 
 from models import paths
+from tests.integration.sasl import KAFKA_VARS, sasl_settings, scram_env_file
 from workers.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[2]
-NESTED = "DECISIONFLOW_KAFKA__"
-FIELDS = ("BOOTSTRAP_SERVERS", "SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME")
-# what a shell could set that would override the files under test
-KAFKA_VARS = {
-    "DECISIONFLOW_ENV_FILE",
-    "DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS",
-    f"{NESTED}SASL_PASSWORD",
-    *(NESTED + f for f in FIELDS),
-}
-
-
-def scram_env_file(run: Path) -> Path:
-    """``<run>/kafka/scram.env``; fails the test when the stack has no SASL listener yet."""
-    f = run / "kafka" / "scram.env"
-    if not f.exists():
-        pytest.fail(
-            f"no {f}: this stack was started before it had a SASL listener; "
-            "restart it (`infra/stack down && infra/stack up`)"
-        )
-    return f
-
-
-def sasl_settings(run: Path) -> KafkaSettings:
-    """The client settings ``scram.env`` holds, read straight from the file (so variables in
-    the test's own environment cannot mix in)."""
-    values = dotenv_values(scram_env_file(run))
-    fields = {k.removeprefix(NESTED).lower(): v for k, v in values.items() if k.startswith(NESTED)}
-    return KafkaSettings.model_validate(fields)
 
 
 def auth_errors(conf: dict[str, Any], timeout: float = 20) -> list[KafkaError]:
