@@ -157,6 +157,21 @@ class DecodingPoller:
         return [RawRecord(tp[0], tp[1], offset, None, None, 0, error=error)]
 
 
+def _finish_lost_join(consumer: KafkaConsumer) -> None:
+    """Make the next ``poll`` finish a join that kafka-python 3.0.12 would otherwise lose.
+
+    A rejoin the group leader starts because metadata changed (the first metadata after
+    subscribing always does) does not set the coordinator's ``rejoin_needed``. When ``poll``
+    times out while that JoinGroup/SyncGroup is in flight, the next ``poll`` sees nothing to
+    rejoin and never completes it: the member keeps its old partitions, sends no heartbeats
+    and is expelled a session later, and any member joining meanwhile waits until then.
+    Marking the rejoin as needed makes ``poll`` await the join in flight (or join afresh).
+    """
+    coordinator: Any = getattr(consumer, "_coordinator", None)
+    if getattr(coordinator, "_join_task", None) is not None and not coordinator.need_rejoin():
+        coordinator.rejoin_needed = True
+
+
 class KafkaPythonConsumer:
     """A ``read_committed`` group consumer on kafka-python."""
 
@@ -199,6 +214,7 @@ class KafkaPythonConsumer:
         self._poller = DecodingPoller(self._c)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        _finish_lost_join(self._c)
         return self._poller.poll(timeout_ms, max_records)
 
     def assignment(self) -> set[TP]:
