@@ -23,6 +23,10 @@ model trained on the changed spec.
 * ``min`` / ``max`` (numeric columns only, optional, inclusive, finite numbers, ``min <= max``):
   the accepted values of the column; a missing value (absent or ``null``) is not checked. YAML
   reads ``1e9`` as a string: write ``1000000000`` or ``1.0e+9``.
+* ``label.min_share`` (default 0.01): the least share of rows of the rarer class; training
+  data below it is refused.
+* ``class_weight`` (optional): ``balanced`` or ``{0: w0, 1: w1}``; every model family weighs
+  its training rows by class with it (torch through its loss).
 * ``event_time`` (optional): ``max_age`` is how far before the worker's clock an event's
   ``event_time`` may lie, ``max_future`` how far after it (clock skew). A duration is a number of
   seconds or a string ``<number><unit>`` with unit ``s``, ``m``, ``h``, ``d`` or ``w``
@@ -30,7 +34,8 @@ model trained on the changed spec.
   ``3650d`` (ten years: replays and audits of old events still pass) and ``1h``, reject absurd
   times such as year 1 or 9999.
 
-Settings added after the first format (``min``, ``max``, ``event_time``) are left out of
+Settings added after the first format (``min``, ``max``, ``event_time``, ``class_weight``,
+``label.min_share``) are left out of
 :meth:`FeatureSpec.to_dict` while unset (at their defaults), so a spec that does not use them
 keeps its hash (the registry's metadata holds it).
 """
@@ -57,6 +62,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "ClassWeight",
     "ColumnSpec",
     "EntityKeySpec",
     "EventTimeSpec",
@@ -157,10 +163,20 @@ class ColumnSpec(_Frozen):
 
 
 class LabelSpec(_Frozen):
-    """The label column and which of its values is the positive class (encoded as 1)."""
+    """The label column and which of its values is the positive class (encoded as 1).
+
+    ``min_share``: the least share of rows the rarer class may have for training to go ahead
+    (card default at 3 % positives trains; a label that is almost constant does not).
+    """
 
     column: str = Field(min_length=1)
     positive: str | int | bool
+    min_share: float = Field(default=0.01, gt=0, lt=0.5)
+
+
+ClassWeight = Literal["balanced"] | dict[Literal[0, 1], Annotated[float, Field(gt=0)]] | None
+"""``None`` (every row counts once), ``"balanced"`` (classes weighted inversely to their
+frequency) or explicit ``{0: w0, 1: w1}``."""
 
 
 class EntityKeySpec(_Frozen):
@@ -244,6 +260,15 @@ class FeatureSpec(_Frozen):
     label: LabelSpec
     columns: tuple[ColumnSpec, ...]
     event_time: EventTimeSpec = EventTimeSpec()
+    class_weight: ClassWeight = None
+
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _int_class_keys(cls, value: object) -> object:
+        # JSON (the registry's copy of a spec) and quoted YAML keys are strings: "0", "1"
+        if isinstance(value, dict):
+            return {int(k) if k in ("0", "1") else k: w for k, w in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _names_unique(self) -> FeatureSpec:
@@ -291,6 +316,10 @@ class FeatureSpec(_Frozen):
                     del column[key]
         if self.event_time == EventTimeSpec():
             del data["event_time"]
+        if self.class_weight is None:
+            del data["class_weight"]
+        if self.label.min_share == LabelSpec.model_fields["min_share"].default:
+            del data["label"]["min_share"]
         return data
 
     def to_yaml(self) -> str:

@@ -62,7 +62,7 @@ def test_shipped_policies_load_against_credit_features(name: str) -> None:
 
 
 def test_available_policies_and_unknown_name() -> None:
-    assert available_policies() == ["credit_v1", "credit_v2_conservative"]
+    assert available_policies() == ["credit_v1", "credit_v2_conservative", "mortgage_v1"]
     with pytest.raises(FileNotFoundError, match="credit_v1"):
         load_policy("nope")
 

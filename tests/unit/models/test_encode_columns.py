@@ -154,8 +154,23 @@ def test_other_spec_columns_equal_frame_path(
     check(other_encoder, *data.draw(batches(other_encoder)))
 
 
+@pytest.fixture(scope="module")
+def hmda_encoder() -> TabularEncoder:
+    from models.data import holdout_split, load_frame
+
+    spec = load_spec("hmda")
+    train, _ = holdout_split(load_frame(spec), spec)
+    return TabularEncoder(spec).fit(train)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_hmda_columns_equal_frame_path(hmda_encoder: TabularEncoder, data: st.DataObject) -> None:
+    check(hmda_encoder, *data.draw(batches(hmda_encoder)))
+
+
 def test_every_shipped_spec_is_covered() -> None:
-    assert available_specs() == ["credit_data"]  # a new spec: add it to the tests above
+    assert available_specs() == ["credit_data", "hmda"]  # a new spec: add it to the tests above
 
 
 def test_credit_rows_from_the_table(

@@ -1,0 +1,1 @@
+"""Decision flows shipped with decisionflow (package data: ``*.yaml``)."""
