@@ -1,4 +1,6 @@
-"""Celery worker bootstep that runs the Kafka decision loop on a thread of the MainProcess."""
+"""Celery worker bootstep that runs the Kafka decision loops on threads of the MainProcess:
+one loop per decision flow the worker serves (``DECISIONFLOW_FLOWS``), each with its own
+model holder, policy, topics, consumer group and transactional id."""
 
 from __future__ import annotations
 
@@ -31,8 +33,10 @@ def tune_process(settings: WorkerSettings) -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
-    """Wire registry -> model holder -> engine -> loop. Heavy imports happen here."""
+def build_loop(
+    settings: WorkerSettings, worker_name: str, serve_metrics: bool = True
+) -> tuple[Any, Any]:
+    """Wire registry -> model holder -> engine -> loop for one flow. Heavy imports happen here."""
     from decisioning.arms import ArmConfig
     from decisioning.policy import load_policy
     from models.registry import ModelRegistry
@@ -50,6 +54,7 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
         device=device,
         runtime=settings.runtime,
         threads=settings.torch_threads,
+        flow=settings.flow_name,
     )
     champion = holder.load()
     policy = load_policy(settings.policy, known_features=champion.spec.feature_names)
@@ -74,7 +79,8 @@ def build_loop(settings: WorkerSettings, worker_name: str) -> tuple[Any, Any]:
         idempotency=make_idempotency(settings),
     )
     engine.warm_up()  # a cold first batch is several times slower: pay it before we are ready
-    metrics.serve(settings.metrics_port, settings.metrics_host)
+    if serve_metrics:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     loop = DecisionLoop(settings, engine, worker_name=worker_name, before_batch=holder.before_batch)
     return loop, holder
 
@@ -96,26 +102,36 @@ class DecisionStep(bootsteps.StartStopStep):  # type: ignore[misc]
     def __init__(self, parent: Any, decide: bool = False, **options: Any) -> None:
         super().__init__(parent, **options)
         self.enabled = bool(decide)
-        self.runtime: DecisionRuntime | None = None
+        self.runtimes: dict[str, DecisionRuntime] = {}
 
     def start(self, parent: Any) -> None:
+        from workers import metrics
+
         settings = WorkerSettings()
         name = (getattr(parent, "hostname", None) or socket.gethostname()).replace("@", "-")
-        loop, holder = build_loop(settings, name)
-        thread = threading.Thread(target=_run, args=(loop,), name="decision-loop", daemon=True)
-        self.runtime = DecisionRuntime(loop, holder, thread)
-        runtime.install(self.runtime)  # the reload_model control command finds it there
-        thread.start()
-        log.info("decision loop started as %s", name)
+        for one in settings.flow_settings():
+            loop, holder = build_loop(one, name, serve_metrics=False)
+            flow = one.flow_name
+            thread = threading.Thread(
+                target=_run, args=(loop,), name=f"decision-loop-{flow}", daemon=True
+            )
+            self.runtimes[flow] = DecisionRuntime(loop, holder, thread)
+            runtime.install(self.runtimes[flow], flow)  # reload_model finds it there
+        metrics.serve(settings.metrics_port, settings.metrics_host)
+        for flow, one_runtime in self.runtimes.items():
+            assert one_runtime.thread is not None
+            one_runtime.thread.start()
+            log.info("decision loop started as %s for flow %s", name, flow)
 
     def stop(self, parent: Any) -> None:
-        if self.runtime is None:
-            return
-        self.runtime.loop.stop()
-        if self.runtime.thread is not None:
-            self.runtime.thread.join(timeout=60)
-        runtime.uninstall()
-        log.info("decision loop stopped")
+        for one_runtime in self.runtimes.values():
+            one_runtime.loop.stop()
+        for flow, one_runtime in self.runtimes.items():
+            if one_runtime.thread is not None:
+                one_runtime.thread.join(timeout=60)
+            runtime.uninstall(flow)
+            log.info("decision loop stopped for flow %s", flow)
+        self.runtimes = {}
 
 
 def _run(loop: Any) -> None:

@@ -6,15 +6,24 @@ from typing import Any
 
 from celery.worker.control import control_command
 
-from workers.runtime import current
+from workers.runtime import installed
 
 __all__ = ["reload_model"]
 
 
 @control_command()  # type: ignore[misc, untyped-decorator]
-def reload_model(state: Any, **kwargs: Any) -> dict[str, str]:
-    """Check the registry's champion alias now and swap the model before the next batch."""
-    runtime = current()
-    if runtime is None:
+def reload_model(state: Any, flow: str | None = None, **kwargs: Any) -> dict[str, str]:
+    """Check the registry's champion alias now and swap the model before the next batch.
+
+    Every flow the worker serves, or only ``flow``.
+    """
+    runtimes = installed()
+    if flow is not None:
+        runtimes = {k: v for k, v in runtimes.items() if k == flow}
+        if not runtimes:
+            return {"error": f"this worker serves no flow {flow!r}"}
+    if not runtimes:
         return {"error": "this worker runs no decision loop"}
-    return {"ok": runtime.request_reload()}
+    if len(runtimes) == 1:
+        return {"ok": next(iter(runtimes.values())).request_reload()}
+    return {"ok": "; ".join(f"{name}: {rt.request_reload()}" for name, rt in runtimes.items())}

@@ -112,6 +112,7 @@ class DecisionLoop:
         self.settings = settings
         self.engine = engine
         self.worker_name = worker_name
+        self.flow = settings.flow_name  # the `flow` label of its metrics
         self.before_batch = before_batch
         self._stop = threading.Event()
         self.tracker = RevocationTracker()
@@ -215,7 +216,7 @@ class DecisionLoop:
             self._requeue_transaction()
             self._reconcile()
         if self.batcher.ready():
-            metrics.STAGE_SECONDS.labels("fill").observe(self.batcher.fill_time())
+            metrics.STAGE_SECONDS.labels(self.flow, "fill").observe(self.batcher.fill_time())
             self._process(self.batcher.drain())
         if self.txn is not None and self._transaction_due():
             self._commit()
@@ -239,7 +240,7 @@ class DecisionLoop:
             return
         assert self.producer is not None
         txn, self.txn = self.txn, None
-        metrics.TRANSACTIONS.labels("aborted").inc()
+        metrics.TRANSACTIONS.labels(self.flow, "aborted").inc()
         self.producer.abort_transaction()
         self.batcher.push_front(txn.records)
         log.info("rebalance: aborted the open transaction of %d records", len(txn.records))
@@ -317,14 +318,14 @@ class DecisionLoop:
         assert self.consumer is not None and self.producer is not None
         if self.before_batch is not None:
             self.before_batch(self.engine)  # model hot-swap happens here, between batches
-        metrics.EVENTS_CONSUMED.inc(len(batch))
-        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.EVENTS_CONSUMED.labels(self.flow).inc(len(batch))
+        metrics.BATCH_SIZE.labels(self.flow).observe(len(batch))
         try:
-            with metrics.STAGE_SECONDS.labels("decide").time():
+            with metrics.STAGE_SECONDS.labels(self.flow, "decide").time():
                 result = self.engine.process(batch)
         except IdempotencyUnavailable as exc:
             # never decide unchecked: put everything back and try again shortly
-            metrics.IDEMPOTENCY_UNAVAILABLE.inc()
+            metrics.IDEMPOTENCY_UNAVAILABLE.labels(self.flow).inc()
             log.warning("event-id claims unavailable (%s): batch put back", exc)
             self.batcher.push_front(batch)
             self._abort_and_rewind()
@@ -342,7 +343,7 @@ class DecisionLoop:
         except ClientError as exc:
             self._failed(exc)
             return
-        metrics.STAGE_SECONDS.labels("produce").observe(time.perf_counter() - t0)
+        metrics.STAGE_SECONDS.labels(self.flow, "produce").observe(time.perf_counter() - t0)
 
     def _commit(self) -> None:
         """Commit the open transaction: its records + the consumed offsets, atomically."""
@@ -358,17 +359,17 @@ class DecisionLoop:
         except ClientError as exc:
             self._failed(exc)
             return
-        stage.labels("flush").observe(t1 - t0)
-        stage.labels("offsets").observe(t2 - t1)
-        stage.labels("commit").observe(time.perf_counter() - t2)
+        stage.labels(self.flow, "flush").observe(t1 - t0)
+        stage.labels(self.flow, "offsets").observe(t2 - t1)
+        stage.labels(self.flow, "commit").observe(time.perf_counter() - t2)
         txn, self.txn = self.txn, None
         self.committed_batches += len(txn.results)
-        metrics.TRANSACTIONS.labels("committed").inc()
+        metrics.TRANSACTIONS.labels(self.flow, "committed").inc()
         for result in txn.results:
             self._observe(result)
 
     def _failed(self, exc: ClientError) -> None:
-        metrics.TRANSACTIONS.labels("aborted").inc()
+        metrics.TRANSACTIONS.labels(self.flow, "aborted").inc()
         log.warning("transaction failed (%s): aborting, its events will be decided again", exc)
         self._abort_and_rewind()
 
@@ -393,16 +394,16 @@ class DecisionLoop:
         self._stop.wait(0.2)
 
     def _observe(self, result: BatchResult) -> None:
-        metrics.SCORE_SECONDS.observe(result.score_seconds)
+        metrics.SCORE_SECONDS.labels(self.flow).observe(result.score_seconds)
         for labels, n in result.decision_counts().items():  # one increment per label set
-            metrics.DECISIONS.labels(*labels).inc(n)
-        observe = metrics.E2E_LATENCY.observe
+            metrics.DECISIONS.labels(self.flow, *labels).inc(n)
+        observe = metrics.E2E_LATENCY.labels(self.flow).observe
         for ms in result.latencies_ms():
             observe(ms / 1000.0)
         for dl in result.dlq:
-            metrics.DLQ.labels(dl.reason, dl.stage).inc()
+            metrics.DLQ.labels(self.flow, dl.reason, dl.stage).inc()
         if result.duplicates:
-            metrics.DUPLICATES.inc(len(result.duplicates))
+            metrics.DUPLICATES.labels(self.flow).inc(len(result.duplicates))
 
     def _update_lag(self) -> None:
         now = time.monotonic()
@@ -414,4 +415,4 @@ class DecisionLoop:
             if high is not None:
                 position = self.consumer.position(tp)
                 if position is not None:
-                    metrics.LAG.labels(str(tp[1])).set(max(high - position, 0))
+                    metrics.LAG.labels(self.flow, str(tp[1])).set(max(high - position, 0))

@@ -23,17 +23,20 @@ __all__ = [
     "serve",
 ]
 
+# The decision-path metrics carry the decision flow (decisioning/flow.py) as label `flow`.
 EVENTS_CONSUMED = Counter(
-    "decisionflow_events_consumed", "Events read from Kafka by the decision worker."
+    "decisionflow_events_consumed", "Events read from Kafka by the decision worker.", ["flow"]
 )
 BATCH_SIZE = Histogram(
     "decisionflow_batch_size",
     "Events per micro-batch.",
+    ["flow"],
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
 )
 SCORE_SECONDS = Histogram(
     "decisionflow_score_seconds",
     "Wall time of model scoring (incl. reason codes) per batch.",
+    ["flow"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
 STAGE_SECONDS = Histogram(
@@ -42,30 +45,36 @@ STAGE_SECONDS = Histogram(
     "spent waiting for more records), decide "
     "(engine), produce (records into the open transaction), and per transaction: flush (until "
     "every record is acknowledged), offsets (send_offsets_to_transaction), commit.",
-    ["stage"],
+    ["flow", "stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 E2E_LATENCY = Histogram(
     "decisionflow_e2e_latency_seconds",
     "Event time to decision time.",
+    ["flow"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-DECISIONS = Counter("decisionflow_decisions", "Decisions emitted.", ["decision", "arm", "shadow"])
-DLQ = Counter("decisionflow_dlq", "Events dead-lettered.", ["reason", "stage"])
+DECISIONS = Counter(
+    "decisionflow_decisions", "Decisions emitted.", ["flow", "decision", "arm", "shadow"]
+)
+DLQ = Counter("decisionflow_dlq", "Events dead-lettered.", ["flow", "reason", "stage"])
 DUPLICATES = Counter(
-    "decisionflow_duplicate_events", "Events whose event_id was already decided: no decision."
+    "decisionflow_duplicate_events",
+    "Events whose event_id was already decided: no decision.",
+    ["flow"],
 )
 IDEMPOTENCY_UNAVAILABLE = Counter(
     "decisionflow_idempotency_unavailable",
     "Batches put back because the event-id claim store (Redis) could not be reached.",
+    ["flow"],
 )
 LAG = Gauge(
     "decisionflow_consumer_lag_records",
     "Records between the worker's position and the log end, per partition.",
-    ["partition"],
+    ["flow", "partition"],
 )
-TRANSACTIONS = Counter("decisionflow_transactions", "Kafka transactions.", ["result"])
-MODEL_INFO = Info("decisionflow_model", "The model and policy deciding now.")
+TRANSACTIONS = Counter("decisionflow_transactions", "Kafka transactions.", ["flow", "result"])
+MODEL_INFO = Info("decisionflow_model", "The model and policy deciding now.", ["flow"])
 SINK_QUARANTINED = Counter(
     "decisionflow_sink_quarantined",
     "Records the sink could not land, kept in the store's quarantine table: stage parse (not "

@@ -34,9 +34,11 @@ class ModelHolder:
         clock: Callable[[], float] = time.monotonic,
         runtime: str = "native",
         threads: int = 1,
+        flow: str | None = None,
     ) -> None:
         self.registry = registry
         self.model_name = model_name
+        self.flow = flow or model_name  # the `flow` label of its metrics
         self.alias = alias
         self.poll_s = poll_s
         self.device = device
@@ -53,7 +55,7 @@ class ModelHolder:
         self.version = int(model.version)
         scores = str(getattr(model, "score_runtime", "native"))
         reasons = str(getattr(model, "reason_runtime", "native"))
-        metrics.MODEL_INFO.info(
+        metrics.MODEL_INFO.labels(self.flow).info(
             {
                 "name": self.model_name,
                 "version": str(self.version),

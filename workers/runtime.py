@@ -1,8 +1,7 @@
 """The deciding part of a worker process, as one typed object.
 
-The decision-loop bootstep builds it and installs it; the ``reload_model`` control command
-(also in the worker's MainProcess) finds it here. One worker process decides with one runtime
-(pool solo: one per GPU).
+The decision-loop bootstep builds one per decision flow the worker serves and installs them;
+the ``reload_model`` control command (also in the worker's MainProcess) finds them here.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["DecisionRuntime", "current", "install", "uninstall"]
+__all__ = ["DecisionRuntime", "current", "install", "installed", "uninstall"]
 
 
 class Reloadable(Protocol):
@@ -47,21 +46,27 @@ class DecisionRuntime:
         return f"reload requested (deciding with v{self.holder.version})"
 
 
-_current: DecisionRuntime | None = None  # one assignment: atomic, no lock needed
+_installed: dict[str, DecisionRuntime] = {}  # flow -> its runtime
 
 
-def install(runtime: DecisionRuntime) -> None:
-    """Make ``runtime`` this process's deciding runtime."""
-    global _current
-    _current = runtime
+def install(runtime: DecisionRuntime, flow: str = "default") -> None:
+    """Make ``runtime`` this process's deciding runtime for ``flow``."""
+    _installed[flow] = runtime
 
 
-def uninstall() -> None:
-    """This process decides no more (after the loop stopped)."""
-    global _current
-    _current = None
+def uninstall(flow: str | None = None) -> None:
+    """This process decides no more for ``flow`` (every flow when None)."""
+    if flow is None:
+        _installed.clear()
+    else:
+        _installed.pop(flow, None)
+
+
+def installed() -> dict[str, DecisionRuntime]:
+    """Every deciding runtime of this process, by flow (a copy)."""
+    return dict(_installed)
 
 
 def current() -> DecisionRuntime | None:
-    """This process's deciding runtime, or None when it runs no decision loop."""
-    return _current
+    """This process's first deciding runtime, or None when it runs no decision loop."""
+    return next(iter(_installed.values()), None)

@@ -9,16 +9,26 @@ Secrets are ``SecretStr``: they never appear in ``repr`` or logs.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models import paths
 
 if TYPE_CHECKING:
+    from decisioning.flow import Flow
     from models.signing import RegistryKeys
 
 __all__ = [
@@ -183,6 +193,13 @@ class WorkerSettings(_Base):
     redis_url: str = "redis://127.0.0.1:16379/0"
     group_id: str = "decisionflow"
     policy: str = "credit_v1"
+    # Decision flows this worker serves (decisioning/flow.py: shipped names or YAML paths),
+    # DECISIONFLOW_FLOWS='["credit_data", "mortgage"]' or "credit_data,mortgage": one decision
+    # loop per flow, each with its own model, policy, topics, consumer group and transactional
+    # id (see for_flow). Empty: one loop from model_name / policy / topics, as before flows.
+    flows: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # the flow one loop serves (set by for_flow; metrics carry it as their `flow` label)
+    flow: str | None = None
     challenger_policy: str | None = None
     challenger_model: str | None = None  # registry alias or version, e.g. "challenger"
     challenger_share: float = Field(default=0.0, ge=0, le=1)
@@ -232,6 +249,69 @@ class WorkerSettings(_Base):
     # An event_id seen again within this window gets no second decision (0: no check). The
     # claims live in Redis (redis_url); see workers/idempotency.py for the guarantee.
     dedupe_window_s: float = Field(default=86_400.0, ge=0)
+
+    @field_validator("flows", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def flow_name(self) -> str:
+        """The flow this loop serves: its flow, else its model (pre-flow deployments)."""
+        return self.flow or self.model_name
+
+    def for_flow(self, flow: Flow) -> WorkerSettings:
+        """These settings narrowed to one flow: its model, policy and topics.
+
+        A flow with its own events topic gets its own consumer group and transactional ids
+        (``<group_id>.<flow>``); the flow on the deployment's default topics keeps the
+        deployment's, so a deployment that lists its one flow keeps its offsets and claims.
+        """
+        topics = self.topics.model_copy(update={str(k): v for k, v in flow.topics.items()})
+        own = topics.events != self.topics.events
+        return self.model_copy(
+            update={
+                "flow": flow.name,
+                "flows": [],
+                "model_name": flow.model_name,
+                "policy": flow.policy,
+                "topics": topics,
+                "group_id": f"{self.group_id}.{flow.name}" if own else self.group_id,
+                "transactional_id_prefix": (
+                    f"{self.transactional_id_prefix}.{flow.name}"
+                    if own
+                    else self.transactional_id_prefix
+                ),
+                # the default flow's challenger settings are not another flow's
+                "challenger_model": self.challenger_model if not own else None,
+                "challenger_policy": self.challenger_policy if not own else None,
+            }
+        )
+
+    def flow_settings(self) -> list[WorkerSettings]:
+        """One :meth:`for_flow` per listed flow (``[self]`` when none is listed).
+
+        Raises ``ValueError`` when two flows would read the same events topic (each event
+        would be decided by both).
+        """
+        if not self.flows:
+            return [self]
+        from decisioning.flow import load_flow
+
+        out = [self.for_flow(load_flow(name)) for name in self.flows]
+        seen: dict[str, str] = {}
+        for one in out:
+            other = seen.setdefault(one.topics.events, one.flow_name)
+            if other != one.flow_name:
+                raise ValueError(
+                    f"flows {other!r} and {one.flow_name!r} both read topic "
+                    f"{one.topics.events!r}: give one of them its own topics"
+                )
+        return out
 
     @model_validator(mode="after")
     def _slow_model_cannot_stall_the_group(self) -> WorkerSettings:

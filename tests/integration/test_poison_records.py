@@ -97,7 +97,7 @@ def test_records_the_client_cannot_decode_are_dead_lettered_and_the_partition_mo
         max_batch_size=50,
         max_wait_ms=20,
     )
-    labels = {"reason": "undecodable", "stage": "consume"}
+    labels = {"flow": "credit_data", "reason": "undecodable", "stage": "consume"}
     before = REGISTRY.get_sample_value("decisionflow_dlq_total", labels) or 0.0
 
     def all_accounted() -> bool:

@@ -43,3 +43,18 @@ def test_reload_reaches_the_model_holder(holder: Holder) -> None:
 def test_a_worker_without_a_decision_loop_says_so() -> None:
     runtime.uninstall()
     assert reload_model(None) == {"error": "this worker runs no decision loop"}
+
+
+def test_reload_reaches_every_flow_or_the_one_named() -> None:
+    credit, mortgage = Holder(), Holder()
+    runtime.install(DecisionRuntime(Loop(), credit), "credit_data")
+    runtime.install(DecisionRuntime(Loop(), mortgage), "mortgage")
+    try:
+        reply = reload_model(None)
+        assert reply["ok"].startswith("credit_data: reload requested")
+        assert (credit.requests, mortgage.requests) == (1, 1)
+        reload_model(None, flow="mortgage")
+        assert (credit.requests, mortgage.requests) == (1, 2)
+        assert reload_model(None, flow="churn") == {"error": "this worker serves no flow 'churn'"}
+    finally:
+        runtime.uninstall()
