@@ -505,14 +505,20 @@ def _typed_features(records: list[dict[str, Any]], spec: FeatureSpec) -> pd.Data
 
 
 def labelled_frame(
-    engine: Engine, spec: FeatureSpec, since: datetime | None = None
+    engine: Engine,
+    spec: FeatureSpec,
+    since: datetime | None = None,
+    model_name: str | None = None,
 ) -> pd.DataFrame:
     """Outcomes joined to the features that were decided on, shaped like ``load_frame``.
 
     Columns: the entity key, the spec's features (in spec order), the label column (values as
     observed, e.g. good/bad), then ``event_id`` and ``event_time``. ``since`` keeps events at or
-    after that time. Empty frame (same columns) when nothing is labelled yet.
+    after that time; ``model_name`` keeps only events one flow decided (its decisions name its
+    model), so one flow's training data never takes in another's. Empty frame (same columns)
+    when nothing is labelled yet.
     """
+    joined = events.join(outcomes, events.c.event_id == outcomes.c.event_id)
     stmt = (
         select(
             events.c.event_id,
@@ -521,9 +527,12 @@ def labelled_frame(
             events.c.features,
             outcomes.c.label,
         )
-        .select_from(events.join(outcomes, events.c.event_id == outcomes.c.event_id))
+        .select_from(joined)
         .order_by(events.c.event_time, events.c.event_id)
     )
+    if model_name is not None:
+        decided = select(decisions.c.event_id).where(decisions.c.model_name == model_name)
+        stmt = stmt.where(events.c.event_id.in_(decided))
     if since is not None:
         stmt = stmt.where(events.c.event_time >= _utc(since))
     with engine.connect() as conn:
@@ -541,12 +550,16 @@ _DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "reasons"]
 
 
 def decisions_with_outcomes(
-    engine: Engine, since: datetime | None = None, include_shadow: bool = False
+    engine: Engine,
+    since: datetime | None = None,
+    include_shadow: bool = False,
+    model_name: str | None = None,
 ) -> pd.DataFrame:
     """Every decision (decided at or after ``since``) with its outcome label, if any.
 
     Columns: the decision fields (no reasons), ``label`` (None when no outcome yet) and
-    ``observed_at``. ``include_shadow`` adds shadow decisions (their ``shadow`` column is True).
+    ``observed_at``. ``include_shadow`` adds shadow decisions (their ``shadow`` column is True);
+    ``model_name`` keeps one flow's decisions.
     """
     frames = []
     tables = [decisions, shadow_decisions] if include_shadow else [decisions]
@@ -557,6 +570,8 @@ def decisions_with_outcomes(
             ).select_from(table.outerjoin(outcomes, table.c.event_id == outcomes.c.event_id))
             if since is not None:
                 stmt = stmt.where(table.c.decided_at >= _utc(since))
+            if model_name is not None:
+                stmt = stmt.where(table.c.model_name == model_name)
             rows = conn.execute(stmt).all()
             frames.append(
                 pd.DataFrame.from_records(

@@ -177,6 +177,35 @@ class _Base(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     model_name: str = "credit_data"
     log_level: str = "INFO"
+    # The decision flows of the deployment (decisioning/flow.py: shipped names or YAML paths),
+    # DECISIONFLOW_FLOWS='["credit_data", "mortgage"]' or "credit_data,mortgage": a worker
+    # runs one decision loop per flow (its own model, policy, topics, consumer group and
+    # transactional ids, see WorkerSettings.for_flow); the sink lands every flow's topics.
+    # Empty: the one flow of model_name / policy / topics, as before flows.
+    flows: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("flows", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def flow_topics(self) -> dict[str, Topics]:
+        """The topics of each listed flow (``{model_name: topics}`` when none is listed)."""
+        if not self.flows:
+            return {self.model_name: self.topics}
+        from decisioning.flow import load_flow
+
+        out: dict[str, Topics] = {}
+        for name in self.flows:
+            flow = load_flow(name)
+            out[flow.name] = self.topics.model_copy(
+                update={str(k): v for k, v in flow.topics.items()}
+            )
+        return out
 
     def model_post_init(self, __context: Any) -> None:
         # The stack writes a flat DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS; fold it in.
@@ -193,11 +222,6 @@ class WorkerSettings(_Base):
     redis_url: str = "redis://127.0.0.1:16379/0"
     group_id: str = "decisionflow"
     policy: str = "credit_v1"
-    # Decision flows this worker serves (decisioning/flow.py: shipped names or YAML paths),
-    # DECISIONFLOW_FLOWS='["credit_data", "mortgage"]' or "credit_data,mortgage": one decision
-    # loop per flow, each with its own model, policy, topics, consumer group and transactional
-    # id (see for_flow). Empty: one loop from model_name / policy / topics, as before flows.
-    flows: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # the flow one loop serves (set by for_flow; metrics carry it as their `flow` label)
     flow: str | None = None
     challenger_policy: str | None = None
@@ -249,15 +273,6 @@ class WorkerSettings(_Base):
     # An event_id seen again within this window gets no second decision (0: no check). The
     # claims live in Redis (redis_url); see workers/idempotency.py for the guarantee.
     dedupe_window_s: float = Field(default=86_400.0, ge=0)
-
-    @field_validator("flows", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                return json.loads(value)
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @property
     def flow_name(self) -> str:

@@ -134,7 +134,8 @@ def _is_outage(exc: BaseException) -> bool:
 
 
 class DecisionSink:
-    """Consumes the five topics and lands them in the store until stopped (or idle)."""
+    """Consumes the five topics of every flow and lands them in the store until stopped (or
+    idle). A decision row names its flow's model (``model_name``)."""
 
     # back-off after a failed database write (or schema check): doubles from the first to the
     # second, resets after a batch lands
@@ -146,14 +147,17 @@ class DecisionSink:
         self.stats = SinkStats()
         self._stop = threading.Event()
         self._delay_s = self.retry_delays_s[0]
-        topics = settings.topics
-        self._kinds: dict[str, str] = {
-            topics.events: "events",
-            topics.decisions: "decisions",
-            topics.shadow: "shadow",
-            topics.dlq: "dlq",
-            topics.outcomes: "outcomes",
-        }
+        self._kinds: dict[str, str] = {}  # topic -> kind, over every flow's topics
+        for topics in settings.flow_topics().values():
+            self._kinds.update(
+                {
+                    topics.events: "events",
+                    topics.decisions: "decisions",
+                    topics.shadow: "shadow",
+                    topics.dlq: "dlq",
+                    topics.outcomes: "outcomes",
+                }
+            )
 
     def stop(self) -> None:
         """Return from :meth:`run` soon: a back-off wait ends at once; a batch in hand is

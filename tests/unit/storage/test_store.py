@@ -257,3 +257,22 @@ def test_savepoints_stay_inside_the_transaction(engine: Engine) -> None:
     with store.transaction(engine) as conn, conn.begin_nested():
         store.write_events(conn, [_event(1)])
     assert store.row_counts(engine)["events"] == 1
+
+
+def test_one_flows_labelled_frame_and_decisions_leave_the_others_out(engine: Engine) -> None:
+    other = [_decision(i).model_copy(update={"model_name": "mortgage"}) for i in (2, 3)]
+    with engine.begin() as conn:
+        store.write_events(conn, [_event(i) for i in range(4)])
+        store.write_decisions(conn, [_decision(0), _decision(1), *other])
+        store.write_outcomes(conn, [_outcome(i, "bad") for i in range(4)])
+    assert list(store.labelled_frame(engine, SPEC, model_name="credit")["event_id"]) == [
+        "e0",
+        "e1",
+    ]
+    assert list(store.labelled_frame(engine, SPEC, model_name="mortgage")["event_id"]) == [
+        "e2",
+        "e3",
+    ]
+    assert len(store.labelled_frame(engine, SPEC)) == 4  # no flow named: every labelled event
+    mortgage = store.decisions_with_outcomes(engine, model_name="mortgage")
+    assert sorted(mortgage["event_id"]) == ["e2", "e3"]

@@ -507,3 +507,30 @@ def test_sigterm_stops_a_sink_process_within_seconds(tmp_path: Path, mode: str, 
     engine = store.make_engine(_url(tmp_path))
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(store.quarantine)).scalar() == 0
+
+
+def test_every_flows_decisions_and_outcomes_land(tmp_path: Path) -> None:
+    mortgage = sample_decision(7, datetime(2026, 12, 1, tzinfo=UTC)).model_copy(
+        update={"model_name": "mortgage"}
+    )
+    outcome = Outcome(
+        event_id=mortgage.event_id,
+        entity_id=mortgage.entity_id,
+        label="yes",
+        observed_at=datetime(2026, 12, 2, tzinfo=UTC),
+    )
+    consumer = TopicsConsumer(
+        {
+            "decisions": [_decision(1)],
+            "decisions.mortgage": [mortgage.model_dump_json().encode()],
+            "outcomes.mortgage": [outcome.model_dump_json().encode()],
+        }
+    )
+    url = SecretStr(_url(tmp_path))
+    settings = SinkSettings(_env_file=None, database_url=url, flows=["credit_data", "mortgage"])  # type: ignore[call-arg]
+    sink = DecisionSink(settings)
+    sink._consumer = lambda: cast(Consumer, consumer)  # type: ignore[method-assign]
+    sink.run(until_idle_s=0.5)
+    frame = store.decisions_with_outcomes(sink.engine, model_name="mortgage")
+    assert list(frame["event_id"]) == [mortgage.event_id] and list(frame["label"]) == ["yes"]
+    assert _count(sink.engine, "decisions") == 2
