@@ -15,11 +15,16 @@ __all__ = ["celery_worker_args", "register"]
 
 @click.command()
 @click.option(
+    "--flow",
+    "flow_name",
+    default=None,
+    help="Decision flow (name or YAML path): its spec and events topic.",
+)
+@click.option(
     "--spec",
     "spec_name",
-    default="credit_data",
-    show_default=True,
-    help="Feature spec name or YAML path.",
+    default=None,
+    help="Feature spec name or YAML path [default: the flow's, else credit_data].",
 )
 @click.option("--source", default=None, help="CSV/Parquet path (default: the spec's dataset).")
 @click.option(
@@ -49,7 +54,8 @@ __all__ = ["celery_worker_args", "register"]
 @click.option("--id-prefix", default="", help="Prefix of every event_id (e.g. a run id).")
 @click.option("--seed", type=int, default=7, show_default=True)
 def produce(
-    spec_name: str,
+    flow_name: str | None,
+    spec_name: str | None,
     source: str | None,
     rate: float,
     limit: int | None,
@@ -71,7 +77,14 @@ def produce(
     from workers.settings import ProducerSettings
 
     settings = ProducerSettings()
-    spec = load_spec(spec_name)
+    events_topic = settings.topics.events
+    if flow_name is not None:
+        from decisioning.flow import load_flow
+
+        flow = load_flow(flow_name)
+        spec_name = spec_name or flow.spec
+        events_topic = flow.topics.get("events", events_topic)
+    spec = load_spec(spec_name or "credit_data")
     df = load_frame(spec, source).iloc[skip:]
     require_kafka(settings.kafka.bootstrap_servers)
     if limit is not None:
@@ -84,7 +97,7 @@ def produce(
     options = settings.kafka.client_options()  # SASL / TLS settings included
     with EventProducer(
         options.pop("bootstrap_servers"),
-        topic=topic or settings.topics.events,
+        topic=topic or events_topic,
         linger_ms=settings.linger_ms,
         **options,
     ) as producer:

@@ -141,3 +141,33 @@ def test_produce_passes_the_kafka_security_settings(
     assert seen["security_protocol"] == "SASL_SSL" and seen["sasl_mechanism"] == "SCRAM-SHA-512"
     assert seen["sasl_plain_username"] == "producer-team"
     assert seen["sasl_plain_password"] == "s3cret"
+
+
+def test_produce_for_a_flow_streams_its_table_to_its_events_topic(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import workers.cli_errors
+    import workers.producer
+
+    seen: dict[str, object] = {}
+    sent: list[dict[str, object]] = []
+
+    class Recorder:
+        def __init__(self, bootstrap: object, **options: object) -> None:
+            seen.update(options)
+
+        def __enter__(self) -> Recorder:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            return None
+
+        def send(self, entity_id: str, features: dict[str, object], **__: object) -> str:
+            sent.append(features)
+            return "e"
+
+    monkeypatch.setattr(workers.producer, "EventProducer", Recorder)
+    monkeypatch.setattr(workers.cli_errors, "require_kafka", lambda _servers: None)
+    code, _ = run_cli(monkeypatch, capsys, "produce", "--flow", "mortgage", "--limit", "2")
+    assert code == 0 and seen["topic"] == "events.mortgage"
+    assert len(sent) == 2 and "lvrat" in sent[0] and "Amount" not in sent[0]
