@@ -7,6 +7,8 @@ The home is ``$DECISIONFLOW_HOME``; else ``<checkout>/var`` when running from a 
 - ``stack/``: the local Kafka/Redis/PostgreSQL and ``stack.env`` (``DECISIONFLOW_RUN_DIR``)
 - ``registry/``: model versions, aliases, history (``DECISIONFLOW_REGISTRY_URL``)
 - ``reference/``: training data of each promoted model (``DECISIONFLOW_REFERENCE_DIR``)
+- ``policies/``: policy versions written per flow, the promoted one, their history
+  (``DECISIONFLOW_POLICIES_DIR``)
 - ``reports/``: analyst reports, one folder per day (``DECISIONFLOW_REPORTS_DIR``)
 - ``runs/``: work dirs of DAG runs (``DECISIONFLOW_RUNS_DIR``)
 - ``airflow/``: the local Airflow's ``AIRFLOW_HOME``
@@ -29,6 +31,7 @@ __all__ = [
     "dags_folder",
     "demo_dir",
     "home",
+    "policies_dir",
     "reference_dir",
     "reference_file",
     "registry_url",
@@ -83,6 +86,11 @@ def reference_dir() -> Path:
 def reference_file(model_name: str) -> Path:
     """The drift reference of ``model_name``: its promoted model's training data."""
     return reference_dir() / f"{model_name}.parquet"
+
+
+def policies_dir() -> Path:
+    """Policy versions written per flow (cost-optimised cut-offs), the promoted one, history."""
+    return _override("DECISIONFLOW_POLICIES_DIR", "policies")
 
 
 def reports_dir() -> Path:

@@ -72,7 +72,7 @@ def test_evaluate_measures_a_real_streaming_run(
     # F1 of the champion is below the (deliberately high) floor: the alert fires
     assert run["tasks"]["quality_alert"] == "success"
 
-    reports = list(Path(env["DECISIONFLOW_REPORTS_DIR"]).glob("*/metrics.json"))
+    reports = list(Path(env["DECISIONFLOW_REPORTS_DIR"]).glob("credit_data/*/metrics.json"))
     assert len(reports) == 1
     folder = reports[0].parent
     assert {p.name for p in folder.iterdir()} >= {

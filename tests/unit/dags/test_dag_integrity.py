@@ -37,10 +37,19 @@ def test_dag_rules(dagbag: DagBag, dag_id: str) -> None:
 
 def test_retrain_shape_and_params(dagbag: DagBag) -> None:
     dag = dagbag.dags["decisionflow_retrain"]
-    assert set(dag.params) >= {"families", "window_days", "gate_metric", "gate_margin", "dry_run"}
+    assert set(dag.params) >= {
+        "flow",
+        "families",
+        "window_days",
+        "gate_metric",
+        "gate_margin",
+        "dry_run",
+        "optimise_policy",
+    }
     assert dag.params["families"] == ["logreg", "hgb"]
     ids = set(dag.task_ids)
     assert ids >= {
+        "flow",
         "extract",
         "validate",
         "train",
@@ -48,6 +57,7 @@ def test_retrain_shape_and_params(dagbag: DagBag) -> None:
         "gate",
         "register",
         "promote",
+        "policy",
         "reload",
         "report",
     }
@@ -62,7 +72,7 @@ def test_evaluate_emits_the_quality_alert(dagbag: DagBag) -> None:
     dag = dagbag.dags["decisionflow_evaluate"]
     outlets = dag.get_task("quality_alert").outlets
     assert [a.uri for a in outlets] == ["decisionflow://quality-alert/"]
-    assert set(dag.params) >= {"f1_floor", "psi_limit", "window_days"}
+    assert set(dag.params) >= {"flow", "f1_floor", "psi_limit", "window_days"}
 
 
 def test_parsing_imports_nothing_heavy() -> None:
@@ -96,18 +106,17 @@ def test_the_trigger_form_accepts_every_default(dagbag: DagBag, dag_id: str) -> 
             assert "null" in allowed, f"{dag_id}.{name}: empty default but null not allowed"
 
 
-def test_the_model_name_comes_from_the_spec_never_from_an_ambient_default(
+def test_the_model_name_comes_from_the_flow_never_from_an_ambient_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A churn spec trained while DECISIONFLOW_MODEL_NAME said credit_data must not become
+    """A churn flow trained while DECISIONFLOW_MODEL_NAME said credit_data must not become
     credit_data's champion (nor overwrite its drift reference)."""
     import common
 
-    from models.spec import load_spec
-
     churn = tmp_path / "churn.yaml"
-    churn.write_text(load_spec("credit_data").to_yaml().replace("name: credit_data", "name: churn"))
+    churn.write_text("name: churn\nspec: credit_data\npolicy: credit_v1\n")
     monkeypatch.setenv("DECISIONFLOW_MODEL_NAME", "credit_data")
-    assert common.model_name(str(churn)) == "churn"
-    assert common.reference_path(common.model_name(str(churn))).endswith("churn.parquet")
-    assert common.model_name("credit_data") == "credit_data"
+    names = common.flow_names(str(churn))
+    assert (names.flow, names.model, names.spec) == ("churn", "churn", "credit_data")
+    assert names.reference.endswith("churn.parquet")
+    assert common.flow_names("credit_data").model == "credit_data"
