@@ -3,30 +3,83 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from models.spec import FeatureSpec
+from models.spec import FeatureSpec, LabelSpec
 
 __all__ = [
     "DataError",
+    "Issue",
     "data_fingerprint",
     "features_from_records",
     "holdout_split",
+    "label_issue",
     "labels",
     "load_frame",
+    "positive_mask",
+    "read_source",
     "stratified_kfold",
+    "values_text",
+    "yaml_value",
 ]
+
+_SHOWN_VALUES = 10
+# what PyYAML 1.1 reads as a boolean when unquoted (y/n are plain strings to PyYAML)
+_YAML_TRUE = ("yes", "true", "on")
+_YAML_FALSE = ("no", "false", "off")
 
 
 class DataError(ValueError):
     """The data does not match its spec (missing columns, bad labels, unreadable source)."""
+
+
+class Issue(NamedTuple):
+    """One problem of a column: what is wrong, the values behind it, and how to fix it.
+
+    Shared by the errors of :func:`labels` / the encoder and by :mod:`models.checks`.
+    """
+
+    message: str
+    values_seen: str
+    fix: str
+
+    def sentence(self) -> str:
+        """One line for an error message: ``message (seen: ...); fix: ...``."""
+        seen = f" (seen: {self.values_seen})" if self.values_seen else ""
+        return f"{self.message}{seen}; fix: {self.fix}"
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (others unchanged)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def yaml_value(value: Any) -> str:
+    """``value`` as it is written in a YAML file: strings double-quoted, ``true``, ``1``."""
+    value = _plain(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def values_text(counts: Mapping[Any, int], limit: int = _SHOWN_VALUES) -> str:
+    """``"yes" (1023), "no" (296)``: the most frequent values with their counts, at most
+    ``limit`` of them (then how many more there are)."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    text = ", ".join(f"{yaml_value(v)} ({n})" for v, n in ranked[:limit])
+    if len(ranked) > limit:
+        text += f", ... ({len(ranked) - limit} more)"
+    return text
 
 
 def _read_source(source: str) -> pd.DataFrame:
@@ -64,6 +117,12 @@ def _read_source(source: str) -> pd.DataFrame:
         raise DataError(f"data source not found: {path}") from None
 
 
+def read_source(source: str) -> pd.DataFrame:
+    """The whole table behind a source string (every column, as read), for checking and
+    inferring specs; see :func:`load_frame` for the source forms."""
+    return _read_source(source)
+
+
 def load_frame(spec: FeatureSpec, source: str | Path | None = None) -> pd.DataFrame:
     """Load the table a spec describes.
 
@@ -96,20 +155,87 @@ def load_frame(spec: FeatureSpec, source: str | Path | None = None) -> pd.DataFr
     return out.reset_index(drop=True)
 
 
+def positive_mask(values: pd.Series, positive: str | int | bool) -> npt.NDArray[np.bool_]:
+    """Where ``values`` equal the positive class: as strings when ``positive`` is a string or
+    the column holds objects (``"1"`` matches 1), else by value (1 matches 1.0)."""
+    if isinstance(positive, str) or values.dtype == object:
+        return np.asarray(values.astype(str).to_numpy() == str(positive), dtype=bool)
+    return np.asarray(values.to_numpy() == positive, dtype=bool)
+
+
+def _positive_fix(counts: pd.Series, positive: str | int | bool) -> str:
+    """How to write ``label.positive`` so that it matches one of the values in ``counts``."""
+    seen = [_plain(v) for v in counts.index]
+    if isinstance(positive, bool) and not any(isinstance(v, bool) for v in seen):
+        words = _YAML_TRUE if positive else _YAML_FALSE
+        match = next((v for v in seen if str(v).lower() in words), seen[0])
+        return (
+            f"positive: {yaml_value(positive)} is a YAML boolean (an unquoted yes/no, true/false "
+            f"or on/off) but the column holds {type(seen[0]).__name__} values: quote it: "
+            f"positive: {yaml_value(str(match))}"
+        )
+    wanted = str(positive)
+    for value in seen:
+        if isinstance(value, str) and value.lower() == wanted.lower():
+            return f"the value differs only in case: positive: {yaml_value(value)}"
+    try:
+        number = float(wanted)
+    except ValueError:
+        number = None
+    for value in seen:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == number:
+            whole = int(value) if float(value).is_integer() else value
+            return f"the column holds numbers: write it unquoted: positive: {yaml_value(whole)}"
+    examples = " or ".join(f"positive: {yaml_value(v)}" for v in seen[:3])
+    return f"set label.positive to one of the values seen, e.g. {examples}"
+
+
+def label_issue(values: pd.Series, label: LabelSpec) -> Issue | None:
+    """What makes non-missing label ``values`` unusable for training, or None.
+
+    Unusable: no row is the positive class (a wrong ``label.positive``: a case mismatch, a
+    YAML boolean for a string, a number quoted) or every row is (a single-valued label).
+    """
+    col, positive = label.column, label.positive
+    hits = positive_mask(values, positive)
+    n_hits = int(hits.sum())
+    if 0 < n_hits < len(values):
+        return None
+    counts = values.value_counts()
+    seen = values_text(counts.to_dict())
+    if len(values) == 0:
+        return Issue(f"label column {col!r} has no values", "", "use a table with labelled rows")
+    if n_hits == len(values):
+        return Issue(
+            f"every row of label column {col!r} is the positive class {positive!r}: a model "
+            "needs rows of both classes",
+            seen,
+            "use a table holding both outcomes, or another label column",
+        )
+    fix = _positive_fix(counts, positive)
+    if len(counts) == 1:
+        fix += " (the column holds one value only: a model needs rows of both classes)"
+    return Issue(
+        f"no row of label column {col!r} equals the positive class {positive!r}", seen, fix
+    )
+
+
 def labels(df: pd.DataFrame, spec: FeatureSpec) -> npt.NDArray[np.int64]:
-    """Binary labels: 1 where the label column equals the spec's positive class, else 0."""
+    """Binary labels: 1 where the label column equals the spec's positive class, else 0.
+
+    Raises :class:`DataError` when the column is absent or has missing values, and when no row
+    (or every row) is the positive class: the message names the values seen and the fix.
+    """
     col = spec.label.column
     if col not in df.columns:
         raise DataError(f"label column {col!r} is not in the frame")
     values = df[col]
     if values.isna().any():
         raise DataError(f"label column {col!r} has {int(values.isna().sum())} missing value(s)")
-    positive = spec.label.positive
-    if isinstance(positive, str) or values.dtype == object:
-        hits = values.astype(str).to_numpy() == str(positive)
-    else:
-        hits = values.to_numpy() == positive
-    return np.asarray(hits, dtype=np.int64)
+    issue = label_issue(values, spec.label)
+    if issue is not None:
+        raise DataError(issue.sentence())
+    return np.asarray(positive_mask(values, spec.label.positive), dtype=np.int64)
 
 
 def holdout_split(

@@ -7,6 +7,10 @@ standardised with the training mean/std (so 0 is the training average, the basel
 contributions). Categorical columns get a vocabulary: index 0 is ``<missing>``, 1 is ``<unk>``
 (a category never seen in training), then the training categories by frequency. Torch models
 embed the indices; scikit-learn models use :meth:`TabularEncoder.one_hot`.
+
+A boolean column maps its ``true_values`` / ``false_values`` (case-insensitive) to 1 / 0; any
+other value would become missing. ``fit`` refuses training rows holding such values
+(:class:`~models.data.DataError` naming them); ``transform`` (serving) treats them as missing.
 """
 
 from __future__ import annotations
@@ -23,9 +27,18 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from models.data import DataError, Issue, values_text
 from models.spec import ColumnSpec, FeatureSpec, spec_from_mapping
 
-__all__ = ["MISSING_TOKEN", "UNKNOWN_TOKEN", "EncodedBatch", "EncoderError", "TabularEncoder"]
+__all__ = [
+    "MISSING_TOKEN",
+    "UNKNOWN_TOKEN",
+    "EncodedBatch",
+    "EncoderError",
+    "TabularEncoder",
+    "boolean_issue",
+    "unlisted_boolean_values",
+]
 
 MISSING_TOKEN = "<missing>"
 UNKNOWN_TOKEN = "<unk>"
@@ -169,6 +182,35 @@ def _boolean_values(series: pd.Series, col: ColumnSpec) -> npt.NDArray[np.float6
     return np.array(mapped, dtype=np.float64)
 
 
+def unlisted_boolean_values(series: pd.Series, col: ColumnSpec) -> Counter[str]:
+    """Counts of the non-missing values of a boolean column that are in neither
+    ``true_values`` nor ``false_values`` (case-insensitive, as the encoder compares them)."""
+    mapping = _bool_mapping(col)
+    counts = Counter(k for k in _category_strings(series) if k is not None)
+    distinct = list(counts)
+    return Counter(
+        {
+            k: counts[k]
+            for k, low in zip(distinct, _lower(distinct), strict=True)
+            if low not in mapping
+        }
+    )
+
+
+def boolean_issue(series: pd.Series, col: ColumnSpec) -> Issue | None:
+    """The problem of a boolean column holding values it does not list, or None."""
+    unlisted = unlisted_boolean_values(series, col)
+    if not unlisted:
+        return None
+    return Issue(
+        f"boolean column {col.name!r} holds values outside its true_values / false_values "
+        "(they would become missing)",
+        values_text(unlisted),
+        f"add them to true_values {list(col.true_values)} or false_values "
+        f"{list(col.false_values)}, or declare the column type: categorical",
+    )
+
+
 def _fill_value(values: npt.NDArray[np.float64], col: ColumnSpec) -> float:
     observed = values[~np.isnan(values)]
     strategy = col.resolved_strategy
@@ -250,12 +292,21 @@ class TabularEncoder:
         self._fitted = False
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, df: pd.DataFrame) -> TabularEncoder:
-        """Learn imputation values, standardisation and vocabularies from ``df`` (train rows)."""
+    def fit(self, df: pd.DataFrame, *, check_booleans: bool = True) -> TabularEncoder:
+        """Learn imputation values, standardisation and vocabularies from ``df`` (train rows).
+
+        Raises :class:`~models.data.DataError` when a boolean column holds a value outside its
+        ``true_values`` / ``false_values`` (it would silently become missing), unless
+        ``check_booleans`` is false.
+        """
         self._check_columns(df)
         state: dict[str, dict[str, Any]] = {}
         for col in self.spec.columns:
             series = df[col.name]
+            if check_booleans and col.type == "boolean":
+                issue = boolean_issue(series, col)
+                if issue is not None:
+                    raise DataError(issue.sentence())
             if col.type == "categorical":
                 state[col.name] = self._fit_categorical(series, col)
             else:

@@ -6,7 +6,16 @@ import logging
 
 import click
 
-from workers.commands import models_cmd, replay_cmd, report_cmd, serve_cmd, sink_cmd, stream_cmd
+from workers.commands import (
+    flow_cmd,
+    models_cmd,
+    policy_cmd,
+    replay_cmd,
+    report_cmd,
+    serve_cmd,
+    sink_cmd,
+    stream_cmd,
+)
 
 __all__ = ["cli", "main"]
 
@@ -20,6 +29,8 @@ def cli(log_level: str) -> None:
 
 for _module in (models_cmd, stream_cmd, report_cmd, replay_cmd, sink_cmd, serve_cmd):
     _module.register(cli)
+flow_cmd.register(cli)
+policy_cmd.register(cli)
 
 
 def main() -> None:
