@@ -280,12 +280,15 @@ class WorkerSettings(_Base):
         return self.flow or self.model_name
 
     def for_flow(self, flow: Flow) -> WorkerSettings:
-        """These settings narrowed to one flow: its model, policy and topics.
+        """These settings narrowed to one flow: its model, policy (the promoted version when
+        ``decisionflow policy promote`` made one) and topics.
 
         A flow with its own events topic gets its own consumer group and transactional ids
         (``<group_id>.<flow>``); the flow on the deployment's default topics keeps the
         deployment's, so a deployment that lists its one flow keeps its offsets and claims.
         """
+        from pipelines.policy_optimise import flow_policy_ref
+
         topics = self.topics.model_copy(update={str(k): v for k, v in flow.topics.items()})
         own = topics.events != self.topics.events
         return self.model_copy(
@@ -293,7 +296,7 @@ class WorkerSettings(_Base):
                 "flow": flow.name,
                 "flows": [],
                 "model_name": flow.model_name,
-                "policy": flow.policy,
+                "policy": flow_policy_ref(flow),  # its promoted version, if one was
                 "topics": topics,
                 "group_id": f"{self.group_id}.{flow.name}" if own else self.group_id,
                 "transactional_id_prefix": (

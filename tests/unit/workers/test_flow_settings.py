@@ -66,3 +66,17 @@ def test_two_flows_on_one_events_topic_are_refused(
     twin.write_text("name: twin\nspec: credit_data\npolicy: credit_v1\n")
     with pytest.raises(ValueError, match="both read topic 'events'"):
         _settings(monkeypatch, f"credit_data,{twin}").flow_settings()
+
+
+def test_a_flows_loop_decides_with_its_promoted_policy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from decisioning.policy import load_policy
+    from pipelines.policy_optimise import promote_policy, write_policy_version
+
+    monkeypatch.setenv("DECISIONFLOW_POLICIES_DIR", str(tmp_path))
+    newer = load_policy("mortgage_v1").model_copy(update={"version": "1.1"})
+    path = write_policy_version("mortgage", newer, tmp_path)
+    promote_policy("mortgage", "1.1", who="test", why="cut-offs", root=tmp_path)
+    credit, mortgage = _settings(monkeypatch, "credit_data,mortgage").flow_settings()
+    assert mortgage.policy == str(path) and credit.policy == "credit_v1"
