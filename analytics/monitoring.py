@@ -58,12 +58,17 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def extract_window(
-    database_url: str, spec_name: str, window_days: float, work_dir: str, end: str | None = None
+    database_url: str,
+    spec_name: str,
+    window_days: float,
+    work_dir: str,
+    end: str | None = None,
+    model_name: str | None = None,
 ) -> dict[str, Any]:
     """Read the last ``window_days`` of decisions (with outcomes) and event features.
 
     Writes ``decisions.parquet`` and ``recent.parquet`` into ``work_dir``; ``end`` (ISO time,
-    default now) closes the window.
+    default now) closes the window. ``model_name`` keeps one flow's decisions and events.
     """
     spec = load_spec(spec_name)
     stop = datetime.fromisoformat(end) if end else datetime.now(UTC)
@@ -71,8 +76,8 @@ def extract_window(
     engine = store.make_engine(database_url)
     try:
         store.create_schema(engine)
-        decided = store.decisions_with_outcomes(engine, since)
-        recent = store.recent_features(engine, since, spec)
+        decided = store.decisions_with_outcomes(engine, since, model_name=model_name)
+        recent = store.recent_features(engine, since, spec, model_name=model_name)
         from analytics.reports import dead_letters_frame
 
         dead = dead_letters_frame(engine, since)

@@ -80,7 +80,13 @@ def decisionflow_evaluate() -> None:
         from analytics.monitoring import extract_window
 
         work = ds.run_dir(DAG_ID, names["flow"], dag_run.run_id)
-        info = extract_window(ds.database_url(), names["spec"], params["window_days"], work)
+        info = extract_window(
+            ds.database_url(),
+            names["spec"],
+            params["window_days"],
+            work,
+            model_name=names["model"],
+        )
         return {**info, "work_dir": work}
 
     @task

@@ -587,10 +587,17 @@ def decisions_with_outcomes(
 
 
 def recent_features(
-    engine: Engine, since: datetime | None = None, spec: FeatureSpec | None = None
+    engine: Engine,
+    since: datetime | None = None,
+    spec: FeatureSpec | None = None,
+    model_name: str | None = None,
 ) -> pd.DataFrame:
-    """Features of events at or after ``since`` (all features, or the spec's columns typed)."""
+    """Features of events at or after ``since`` (all features, or the spec's columns typed);
+    ``model_name`` keeps the events one flow decided."""
     stmt = select(events.c.features).order_by(events.c.event_time)
+    if model_name is not None:
+        decided = select(decisions.c.event_id).where(decisions.c.model_name == model_name)
+        stmt = stmt.where(events.c.event_id.in_(decided))
     if since is not None:
         stmt = stmt.where(events.c.event_time >= _utc(since))
     with engine.connect() as conn:

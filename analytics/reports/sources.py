@@ -220,13 +220,15 @@ def build_reports(
     threshold: float = 0.5,
     costs: Costs | None = None,
     reference_path: str | Path | None = None,
+    flow_model: str | None = None,
 ) -> dict[str, Path]:
     """Read the window ending with ``day`` (default today, UTC) and write every report.
 
     ``registry`` is a :class:`~models.registry.ModelRegistry` or its URL (None: no feature
-    importance, no verdict). The drift reference is ``reference_path`` when that file exists,
-    else the spec's packaged dataset. Returns the written paths (see
-    :func:`build_day_reports`).
+    importance, no verdict). ``flow_model`` keeps the decisions and events of one flow (the
+    model its decisions name); None reads every decision in the store. The drift reference is
+    ``reference_path`` when that file exists, else the spec's packaged dataset. Returns the
+    written paths (see :func:`build_day_reports`).
     """
     from models.data import load_frame
 
@@ -236,11 +238,13 @@ def build_reports(
     engine = store.make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
         store.create_schema(engine)
-        decided = store.decisions_with_outcomes(engine, since, include_shadow=True)
+        decided = store.decisions_with_outcomes(
+            engine, since, include_shadow=True, model_name=flow_model
+        )
         decided = decided[decided["decided_at"] < until].reset_index(drop=True)
         dlq = dead_letters_frame(engine, since)
         dlq = dlq[dlq["failed_at"] < until]
-        recent = store.recent_features(engine, since, the_spec)
+        recent = store.recent_features(engine, since, the_spec, model_name=flow_model)
     finally:
         if isinstance(engine_or_url, str):
             engine.dispose()

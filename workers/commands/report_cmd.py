@@ -8,6 +8,13 @@ __all__ = ["register"]
 
 
 @click.command()
+@click.option(
+    "--flow",
+    "flow_name",
+    default=None,
+    help="Decision flow (name or YAML path): its spec, model, decisions and reports folder "
+    "(REPORTS_DIR/<flow>).",
+)
 @click.option("--day", default=None, help="Report day YYYY-MM-DD (UTC); default today.")
 @click.option(
     "--reports-dir",
@@ -21,19 +28,20 @@ __all__ = ["register"]
 )
 @click.option("--registry-url", default=None, help="Model registry (default from settings).")
 @click.option("--model-name", default=None, help="Registered model name (default settings).")
-@click.option("--spec", "spec_name", default="credit_data", show_default=True)
+@click.option("--spec", "spec_name", default=None, help="Feature spec [default: credit_data].")
 @click.option("--window-days", type=float, default=7.0, show_default=True)
 @click.option("--threshold", type=float, default=0.5, show_default=True)
 @click.option("--gain-good-approved", type=float, default=1.0, show_default=True)
 @click.option("--loss-bad-approved", type=float, default=5.0, show_default=True)
 @click.option("--review-cost", type=float, default=0.3, show_default=True)
 def report(
+    flow_name: str | None,
     day: str | None,
     reports_dir: str | None,
     database_url: str | None,
     registry_url: str | None,
     model_name: str | None,
-    spec_name: str,
+    spec_name: str | None,
     window_days: float,
     threshold: float,
     gain_good_approved: float,
@@ -59,13 +67,23 @@ def report(
             raise click.BadParameter(f"{day!r} is not YYYY-MM-DD", param_hint="--day") from None
     settings = SinkSettings()
     name = model_name or settings.model_name
+    root = reports_dir or str(layout.reports_dir())
+    only: str | None = None  # no flow named: every decision in the store
+    if flow_name is not None:
+        from decisioning.flow import load_flow
+
+        flow = load_flow(flow_name)
+        spec_name, name = spec_name or flow.spec, model_name or flow.model_name
+        only = name
+        root = str(layout.reports_dir() / layout.safe_part(flow.name)) if not reports_dir else root
     paths = build_reports(
         database_url or settings.database_url.get_secret_value(),
-        reports_dir or str(layout.reports_dir()),
+        root,
         day or datetime.now(UTC).date().isoformat(),
         registry=registry_url or settings.registry_url,
         model_name=name,
-        spec=spec_name,
+        spec=spec_name or "credit_data",
+        flow_model=only,
         window_days=window_days,
         threshold=threshold,
         costs=Costs(

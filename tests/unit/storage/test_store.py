@@ -276,3 +276,5 @@ def test_one_flows_labelled_frame_and_decisions_leave_the_others_out(engine: Eng
     assert len(store.labelled_frame(engine, SPEC)) == 4  # no flow named: every labelled event
     mortgage = store.decisions_with_outcomes(engine, model_name="mortgage")
     assert sorted(mortgage["event_id"]) == ["e2", "e3"]
+    assert len(store.recent_features(engine, T0, SPEC, model_name="mortgage")) == 2
+    assert len(store.recent_features(engine, T0, SPEC)) == 4
