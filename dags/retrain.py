@@ -80,6 +80,7 @@ def extract(names: dict, params: dict, dag_run=None) -> dict:  # type: ignore[no
             work,
             window,
             source=params.get("bootstrap_source") or None,
+            model_name=names["model"],
         ),
         "work_dir": work,
     }

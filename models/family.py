@@ -20,12 +20,14 @@ import numpy.typing as npt
 
 from models.encoding import EncodedBatch, TabularEncoder
 from models.explain import EXPLAIN_METHODS
+from models.spec import ClassWeight
 
 __all__ = [
     "FAMILY_NAMES",
     "ModelFamily",
     "UnknownFamilyError",
     "UnsafeArtifactError",
+    "class_weights",
     "get_family",
     "group_sum",
 ]
@@ -60,6 +62,21 @@ def group_sum(
     return np.asarray(values, dtype=np.float64) @ onehot
 
 
+def class_weights(class_weight: ClassWeight, y: npt.NDArray[np.int64]) -> dict[int, float] | None:
+    """The weight of each class, ``{0: w0, 1: w1}``, for a spec's ``class_weight`` and labels.
+
+    ``None`` stays None (every row counts once); ``"balanced"`` is scikit-learn's rule,
+    ``n / (2 * n_class)``, so the weights average to 1 over ``y`` (a class absent from ``y``
+    gets 1.0); an explicit mapping is returned as floats.
+    """
+    if class_weight is None:
+        return None
+    if class_weight == "balanced":
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=2)[:2]
+        return {c: float(len(y) / (2 * n)) if n else 1.0 for c, n in enumerate(counts)}
+    return {int(c): float(w) for c, w in dict(class_weight).items()}
+
+
 class ModelFamily(ABC):
     """A trainable binary classifier over encoded batches.
 
@@ -86,6 +103,13 @@ class ModelFamily(ABC):
         self.params: dict[str, Any] = {**self.default_params, **(params or {})}
         self.seed = seed
         self.fit_info: dict[str, Any] = {}
+
+    def class_weights(self, y: npt.NDArray[np.int64]) -> dict[int, float] | None:
+        """The class weights of the encoder's spec for training labels ``y`` (None: unweighted).
+
+        Every family weighs its training rows by class with them (see :func:`class_weights`).
+        """
+        return class_weights(self.encoder.spec.class_weight, y)
 
     @property
     def device(self) -> str:

@@ -1,9 +1,11 @@
 """Promotion gate: a challenger replaces the champion only when it is better on the same holdout.
 
-Rules: (1) no champion -> promote ("no champion"); (2) both must have been scored on the same
-holdout when fingerprints are given; (3) the primary metric must improve by more than
-``margin``; (4) no guard metric may regress by more than its tolerance (direction-aware:
-log_loss and brier are lower-is-better).
+Rules: (0) the challenger's primary and guard metrics must all be finite: a NaN (e.g. ROC-AUC
+of a single-class holdout), a missing value or ``None`` (a NaN after a JSON round-trip) is
+refused, naming the metric, even without a champion; (1) no champion -> promote ("no
+champion"); (2) both must have been scored on the same holdout when fingerprints are given;
+(3) the primary metric must improve by more than ``margin``; (4) no guard metric may regress
+by more than its tolerance (direction-aware: log_loss and brier are lower-is-better).
 """
 
 from __future__ import annotations
@@ -51,6 +53,29 @@ def _scalars(metrics: Metrics | Mapping[str, Any]) -> dict[str, Any]:
     return dict(metrics)
 
 
+_MISSING = object()
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite number (None, NaN, inf and non-numbers are not)."""
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _describe(value: Any) -> str:
+    """Why a metric value is unusable, in words."""
+    if value is _MISSING:
+        return "missing"
+    if value is None:
+        return "NaN (null)"
+    try:
+        return "NaN" if math.isnan(float(value)) else f"{float(value)} (not finite)"
+    except (TypeError, ValueError):
+        return f"{value!r} (not a number)"
+
+
 def _improvement(name: str, challenger: float, champion: float) -> float:
     """Signed improvement: positive means the challenger is better."""
     return champion - challenger if name in LOWER_IS_BETTER else challenger - champion
@@ -67,19 +92,25 @@ def evaluate_gate(
     ``holdout_fingerprint`` key in both is compared and must match.
     """
     cfg = config or GateConfig()
+    ch = _scalars(challenger)
+    not_finite = [
+        f"challenger has no finite {name}: {name} is {_describe(ch.get(name, _MISSING))}"
+        for name in dict.fromkeys((cfg.primary, *cfg.guards))
+        if not _finite(ch.get(name))
+    ]
+    if not_finite:
+        return Verdict(False, not_finite)
     if champion is None:
         return Verdict(True, ["no champion"])
-    ch, cp = _scalars(challenger), _scalars(champion)
+    cp = _scalars(champion)
     fp_ch, fp_cp = ch.get("holdout_fingerprint"), cp.get("holdout_fingerprint")
     if fp_ch is not None and fp_cp is not None and fp_ch != fp_cp:
         return Verdict(False, ["challenger and champion were not scored on the same holdout"])
     reasons: list[str] = []
     promote = True
     for name in (cfg.primary, *cfg.guards):
-        for who, values in (("challenger", ch), ("champion", cp)):
-            value = values.get(name)
-            if value is None or not math.isfinite(float(value)):
-                return Verdict(False, [f"{who} has no finite {name}"])
+        if not _finite(cp.get(name)):
+            return Verdict(False, [f"champion has no finite {name}"])
     gain = _improvement(cfg.primary, float(ch[cfg.primary]), float(cp[cfg.primary]))
     if gain > cfg.margin:
         reasons.append(

@@ -182,9 +182,13 @@ def compute_metrics(
 ) -> Metrics:
     """All metrics for labels ``y_true`` (1 = positive) and positive-class probabilities.
 
-    Ranking metrics (ROC-AUC, PR-AUC = average precision) are NaN when only one class is
-    present. The calibration curve uses ``n_bins`` uniform bins (empty bins dropped).
+    Hard-decision metrics (``at_threshold``) count ``proba >= threshold`` as positive
+    (``threshold`` in [0, 1], else ``ValueError``); ``at_half`` is always at 0.5. Ranking
+    metrics (ROC-AUC, PR-AUC = average precision) are NaN when only one class is present. The
+    calibration curve uses ``n_bins`` uniform bins (empty bins dropped).
     """
+    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+        raise ValueError(f"threshold {threshold!r} must be a number in [0, 1]")
     y = np.asarray(y_true).astype(np.int64)
     p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
     if y.shape != p.shape or y.ndim != 1:

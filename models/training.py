@@ -8,6 +8,7 @@ number of epochs early stopping found best on the inner split).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,9 +76,9 @@ def train_family(
     """
     family_cls = get_family(family)
     started = time.perf_counter()
+    y = labels(train_df, spec)  # DataError (a ValueError) when it holds one class only
     encoder = TabularEncoder(spec).fit(train_df)
     train = encoder.transform(train_df)
-    y = labels(train_df, spec)
     model = family_cls(encoder, dict(params or {}), seed)
     if device is not None:
         model.to(device)
@@ -128,7 +129,8 @@ def tune_family(
 
     Candidates are ``search_space`` (default: the family's own small grid) merged over the
     family defaults; ``metric`` (a :meth:`Metrics.headline` key, higher is better unless it is
-    log_loss/brier) is measured on the inner validation split. The returned model's
+    log_loss/brier) is measured on the inner validation split; a candidate whose value is NaN
+    there never wins, and ``ValueError`` says so when none has a value. The returned model's
     ``tuning`` lists every candidate with its inner-validation score.
     """
     family_cls = get_family(family)
@@ -147,9 +149,15 @@ def tune_family(
             {"params": dict(cand), "valid_" + metric: value, "fit_info": trained.model.fit_info}
         )
         key = -value if lower_better else value
-        if key > best_score:
+        if math.isfinite(key) and key > best_score:
             best_i, best_score, best_model = i, key, trained
-    assert best_model is not None
+    if best_model is None:
+        y_valid = labels(inner_valid, spec)
+        raise ValueError(
+            f"cannot tune {family}: no candidate has a finite {metric} on the inner validation "
+            f"split ({len(y_valid)} rows, {int(y_valid.sum())} positive); "
+            f"{metric} needs both classes there"
+        )
     final_params = dict(candidates[best_i])
     if "best_epoch" in best_model.model.fit_info and "epochs" in family_cls.default_params:
         final_params["epochs"] = max(1, int(best_model.model.fit_info["best_epoch"]))
@@ -204,19 +212,21 @@ def compare_families(
     tune: bool = True,
     progress: bool = False,
     device: str | None = None,
+    threshold: float = 0.5,
 ) -> pd.DataFrame:
     """Train each family on the same training part and score the same stratified holdout.
 
-    Returns one row per family (index = family) with holdout metrics at threshold 0.5, the
-    fit time (tuning included) and the chosen params. ``df`` defaults to the spec's source.
-    The holdout fingerprint and sizes are in ``table.attrs``.
+    Returns one row per family (index = family) with holdout metrics (accuracy, precision,
+    recall, f1 at ``threshold``), the fit time (tuning included) and the chosen params.
+    ``df`` defaults to the spec's source. The holdout fingerprint, sizes and the threshold
+    are in ``table.attrs``.
     """
     frame = load_frame(spec) if df is None else df
     train_df, holdout_df = holdout_split(frame, spec, test_size, seed)
     trained = train_candidates(train_df, spec, families, seed, tune, progress, device)
     rows = []
     for name, model in trained.items():
-        head = evaluate(model, holdout_df).headline()
+        head = evaluate(model, holdout_df, threshold=threshold).headline()
         row: dict[str, Any] = {"family": name}
         row.update({k: head[k] for k in _TABLE_METRICS})
         row["fit_seconds"] = round(model.fit_seconds, 2)
@@ -227,6 +237,7 @@ def compare_families(
     table.attrs.update(
         {
             "seed": seed,
+            "threshold": float(threshold),
             "spec": spec.name,
             "spec_hash": spec.hash,
             "n_train": len(train_df),
@@ -260,7 +271,8 @@ def comparison_markdown(table: pd.DataFrame, command: str, generated_at: str) ->
         "- protocol: the holdout is split off first; encoders are fitted on the training part "
         "only; hyper-parameters are chosen on an inner stratified validation split of the "
         "training part (torch: early stopping there too), then refitted on the whole training "
-        "part. Threshold metrics at 0.5. `fit_seconds` includes tuning.",
+        f"part. Threshold metrics (accuracy, precision, recall, f1) at "
+        f"{float(attrs.get('threshold', 0.5)):g}. `fit_seconds` includes tuning.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|",

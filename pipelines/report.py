@@ -67,6 +67,7 @@ def _holdout_report(
         scored,
         importance=importance_frame(models, holdout[spec.feature_names]),
         verdict=verdict,
+        threshold=float(ev.get("threshold", 0.5)),  # the run's cut-off, as its metrics
         class_names=(f"not {spec.label.positive}", str(spec.label.positive)),
         subtitle=f"Retrain run: candidate vs champion on the common holdout ({len(holdout):,} "
         "rows)",

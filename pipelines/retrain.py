@@ -3,14 +3,16 @@
 One rule for each decision, used by the CLI (``decisionflow models train``) and the retrain
 DAG alike (both run :mod:`pipelines.workdir`, which persists between these steps):
 
-- **data**: :func:`check_training_data` names every problem or passes; one seeded, stratified
-  split (:func:`split_training_data`) gives the holdout every candidate and the champion share.
+- **data**: :func:`check_training_data` names every problem or passes (the rarer class needs
+  the spec's ``label.min_share`` of the rows); one seeded, stratified split
+  (:func:`split_training_data`) gives the holdout every candidate and the champion share.
 - **best candidate** (:func:`pick_best`): the best value of the gate metric on that holdout
   (lower is better for log loss and Brier); a candidate without a value never wins; a tie goes
   to the family listed first.
 - **gate** (:func:`gate_verdict`): the champion, scored on the same holdout, must be beaten by
   more than the margin without regressing the guard metrics; no champion, or one that cannot
-  score the data, means promote.
+  score the data, means promote, unless the challenger's gate or a guard metric is NaN (never
+  promoted).
 - **what gets registered** (:func:`alias_for`): the best candidate only, refused or not (the
   registry keeps every verdict for audit); it becomes ``champion`` when promotion was asked
   for and the gate passed, else ``challenger``. The other candidates' holdout metrics stay in
@@ -26,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from models.data import data_fingerprint, holdout_split, labels, load_frame
+from models.data import DataError, data_fingerprint, holdout_split, labels, load_frame
 from models.gate import GateConfig, evaluate_gate
 from models.metrics import LOWER_IS_BETTER, Metrics
 from models.registry import ModelRegistry
@@ -62,13 +64,16 @@ def check_training_data(
     *,
     min_rows: int = 500,
     max_null_share: float = 0.5,
-    min_minority_share: float = 0.05,
+    min_minority_share: float | None = None,
     origin: str = "the training data",
 ) -> dict[str, Any]:
     """Check columns, label, size, missing values and class balance; raise naming them all.
 
-    Returns a summary (rows, label balance, worst null share) when the data passes.
+    The rarer class must make up at least ``min_minority_share`` of the rows (None: the spec's
+    ``label.min_share``). Returns a summary (rows, label balance, worst null share) when the
+    data passes.
     """
+    floor = spec.label.min_share if min_minority_share is None else min_minority_share
     problems: list[str] = []
     missing_cols = [c for c in [*spec.feature_names, spec.label.column] if c not in frame]
     if missing_cols:
@@ -91,12 +96,16 @@ def check_training_data(
             problems.append(f"label {spec.label.column} has {int(label.isna().sum())} null(s)")
         balance = {str(k): int(v) for k, v in label.dropna().astype(str).value_counts().items()}
         if len(frame) and not label.isna().any():
-            y = labels(frame, spec)
-            minority = float(min(y.mean(), 1 - y.mean()))
-            if minority < min_minority_share:
+            try:
+                y = labels(frame, spec)
+                minority = float(min(y.mean(), 1 - y.mean()))
+            except DataError as exc:  # one class only: name the fix as well as the balance
+                problems.append(str(exc))
+                minority = 0.0
+            if minority < floor:
                 problems.append(
                     f"label balance {balance}: the rarer class is {minority:.1%} of rows "
-                    f"(at least {min_minority_share:.0%} needed; positive class "
+                    f"(at least {floor:.1%} needed, label.min_share; positive class "
                     f"{spec.label.positive!r})"
                 )
     if problems:
@@ -133,9 +142,12 @@ def fit_candidate(
     return train_family(family, train, spec, None, seed, device=device)
 
 
-def holdout_metrics(scorer: Scorer, holdout: pd.DataFrame) -> tuple[Metrics, dict[str, Any]]:
-    """Full metrics on the holdout, and their JSON-safe headline with its fingerprint."""
-    metrics = evaluate(scorer, holdout)
+def holdout_metrics(
+    scorer: Scorer, holdout: pd.DataFrame, threshold: float = 0.5
+) -> tuple[Metrics, dict[str, Any]]:
+    """Full metrics on the holdout (hard decisions at ``threshold``), and their JSON-safe
+    headline with its fingerprint."""
+    metrics = evaluate(scorer, holdout, threshold=threshold)
     head: dict[str, Any] = {k: json_safe(v) for k, v in metrics.headline().items()}
     head["holdout_fingerprint"] = data_fingerprint(holdout)
     head["n_holdout"] = metrics.n
@@ -164,18 +176,22 @@ def gate_verdict(
     holdout: pd.DataFrame,
     config: GateConfig,
     champion_version: int | None = None,
+    threshold: float = 0.5,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The gate's verdict for ``challenger`` (holdout headline) against ``champion`` scored on
-    the same holdout; returns (verdict, champion headline or None).
+    the same holdout (hard decisions at ``threshold``, as the challenger's); returns
+    (verdict, champion headline or None).
 
-    ``champion`` is None without a champion, or the exception that stopped loading it.
+    ``champion`` is None without a champion, or the exception that stopped loading it. A
+    challenger with a NaN gate or guard metric is refused in every case.
     """
-    if champion is None:
-        return evaluate_gate(challenger, None, config).to_dict(), None
+    alone = evaluate_gate(challenger, None, config)
+    if champion is None or not alone.promote:
+        return alone.to_dict(), None
     try:
         if isinstance(champion, Exception):
             raise champion
-        _, head = holdout_metrics(champion, holdout)
+        _, head = holdout_metrics(champion, holdout, threshold)
     except Exception as exc:  # the champion cannot score this data: say so, replace it
         reason = f"champion v{champion_version} cannot score the holdout: {exc}"
         return {"promote": True, "reasons": [reason]}, None
@@ -194,12 +210,14 @@ def evaluate_registered(
     seed: int | None = None,
     source: str | Path | None = None,
     test_size: float | None = None,
+    threshold: float = 0.5,
 ) -> tuple[Metrics, bool]:
     """Re-evaluate a registered version on the holdout of its own spec's data.
 
     ``seed``/``test_size`` default to the ones recorded at registration, so the holdout is
-    rebuilt identically. Returns (metrics, same_holdout) where ``same_holdout`` says whether
-    the rebuilt holdout's fingerprint equals the one stored in the metadata.
+    rebuilt identically; hard-decision metrics use ``threshold`` (0.5 is reported too).
+    Returns (metrics, same_holdout) where ``same_holdout`` says whether the rebuilt holdout's
+    fingerprint equals the one stored in the metadata.
     """
     model = registry.load(name, ref)
     extra = model.metadata.get("extra", {})
@@ -208,4 +226,4 @@ def evaluate_registered(
     frame = load_frame(model.spec, source)
     _, holdout_df = split_training_data(frame, model.spec, size, split_seed)
     same = data_fingerprint(holdout_df) == model.metadata.get("holdout_fingerprint")
-    return evaluate(model, holdout_df), same
+    return evaluate(model, holdout_df, threshold=threshold), same

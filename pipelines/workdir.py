@@ -100,9 +100,11 @@ def extract_training_data(
     window_days: float | None = None,
     bootstrap: bool = True,
     source: str | None = None,
+    model_name: str | None = None,
 ) -> dict[str, Any]:
     """Labelled rows for training: outcomes joined to the decided features in the store, one
-    row per entity (its latest labelled event).
+    row per entity (its latest labelled event). ``model_name`` keeps the events one flow
+    decided (its decisions name its model): another flow's rows never join its training data.
 
     ``window_days`` keeps events of the last N days (None: all). When the store has no
     labelled row and ``bootstrap`` is on, ``source`` (a CSV/Parquet path) or else the spec's
@@ -117,7 +119,7 @@ def extract_training_data(
     engine = store.make_engine(database_url)
     try:
         store.create_schema(engine)
-        frame = store.labelled_frame(engine, spec, since)
+        frame = store.labelled_frame(engine, spec, since, model_name=model_name)
     finally:
         engine.dispose()
     used = "store"
@@ -137,12 +139,13 @@ def validate_training_data(
     spec_name: str,
     min_rows: int = 500,
     max_null_share: float = 0.5,
-    min_minority_share: float = 0.05,
+    min_minority_share: float | None = None,
     test_size: float = 0.2,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Check ``data.parquet`` (:func:`~pipelines.retrain.check_training_data`) and split it
-    into ``train.parquet`` + ``holdout.parquet`` (seeded, stratified; ``split.json``)."""
+    """Check ``data.parquet`` (:func:`~pipelines.retrain.check_training_data`; the rarer
+    class's floor is the spec's ``label.min_share`` unless ``min_minority_share`` is given) and
+    split it into ``train.parquet`` + ``holdout.parquet`` (seeded, stratified; ``split.json``)."""
     spec = load_spec(spec_name)
     out = Path(work_dir)
     frame = pd.read_parquet(out / "data.parquet")
@@ -200,22 +203,30 @@ def train_candidate(
 
 
 def evaluate_candidates(
-    work_dir: str, candidate_paths: Sequence[str], metric: str = "roc_auc"
+    work_dir: str,
+    candidate_paths: Sequence[str],
+    metric: str = "roc_auc",
+    threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Score every candidate on the one common holdout and pick the best
-    (:func:`~pipelines.retrain.pick_best`). Writes ``evaluation.json``."""
+    (:func:`~pipelines.retrain.pick_best`). Writes ``evaluation.json``.
+
+    Hard-decision metrics (accuracy, precision, recall, f1) use ``threshold``; it is recorded
+    in ``evaluation.json`` and the gate and registration of the run use it too.
+    """
     out = Path(work_dir)
     holdout = pd.read_parquet(out / "holdout.parquet")
     results: dict[str, dict[str, Any]] = {}
     for path in candidate_paths:
         trained = load_candidate(path)
-        _, head = holdout_metrics(trained, holdout)
+        _, head = holdout_metrics(trained, holdout, threshold)
         results[trained.family] = {"path": str(path), "metrics": head}
     if not results:
         raise ValueError("no candidate was trained")
     best = pick_best({k: v["metrics"] for k, v in results.items()}, metric)
     doc = {
         "metric": metric,
+        "threshold": threshold,
         "best": best,
         "best_path": results[best]["path"],
         "holdout_fingerprint": results[best]["metrics"]["holdout_fingerprint"],
@@ -225,6 +236,7 @@ def evaluate_candidates(
     return {
         "best": best,
         "metric": metric,
+        "threshold": threshold,
         "value": results[best]["metrics"].get(metric),
         "candidates": {k: v["metrics"].get(metric) for k, v in results.items()},
     }
@@ -266,7 +278,10 @@ def gate_candidate(
             log.exception("champion v%s cannot be loaded", champion_version)
             champion_model = exc
     holdout = pd.read_parquet(out / "holdout.parquet")
-    verdict, champion = gate_verdict(challenger, champion_model, holdout, cfg, champion_version)
+    threshold = float(ev.get("threshold", 0.5))
+    verdict, champion = gate_verdict(
+        challenger, champion_model, holdout, cfg, champion_version, threshold
+    )
     doc = {
         "family": ev["best"],
         "candidate_path": ev["best_path"],
@@ -302,7 +317,8 @@ def register_candidate(
         return {"version": None, "dry_run": True, "family": gate["family"]}
     trained = load_candidate(gate["candidate_path"])
     holdout = pd.read_parquet(out / "holdout.parquet")
-    metrics, head = holdout_metrics(trained, holdout)
+    threshold = float((read_doc(out / "evaluation.json") or {}).get("threshold", 0.5))
+    metrics, head = holdout_metrics(trained, holdout, threshold)
     split = read_doc(out / "split.json") or {}
     version = ModelRegistry(registry_url).register(
         trained,
@@ -403,13 +419,15 @@ def run_retrain(
     reference_path: str | None = None,
     device: str | None = None,
     optimise: bool = True,
+    threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Every step in order, as the retrain DAG runs them; returns each step's result.
 
     The data is ``frame`` when given, else the store at ``database_url`` (bootstrapping from
     ``source`` or the spec's dataset while it has no labels), else ``source``/the dataset.
     ``optimise``: build the registered version's runtime variants (:mod:`pipelines.optimise`)
-    before promoting it.
+    before promoting it. ``threshold``: the cut-off of the hard-decision metrics (f1 is a
+    guard of the gate) for candidates and champion alike.
     """
     from models.data import load_frame
     from pipelines.optimise import optimise_candidate
@@ -431,7 +449,7 @@ def run_retrain(
         )
         for fam in dict.fromkeys(families)
     ]
-    evaluation = evaluate_candidates(work_dir, [t["path"] for t in trained], metric)
+    evaluation = evaluate_candidates(work_dir, [t["path"] for t in trained], metric, threshold)
     verdict = gate_candidate(work_dir, registry_url, model_name, metric, margin)
     registered = register_candidate(work_dir, registry_url, model_name, dry_run)
     optimised = (

@@ -76,7 +76,12 @@ class HGBFamily(ModelFamily):
         yv: npt.NDArray[np.int64] | None = None,
         progress: bool = False,
     ) -> HGBFamily:
-        """Fit with early stopping on an internal seeded 10% split of ``train``."""
+        """Fit with early stopping on an internal seeded 10% split of ``train``.
+
+        Rows are weighed by class with the spec's ``class_weight`` (the internal validation
+        split too, so early stopping watches the same weighted loss).
+        """
+        weights = self.class_weights(y)
         n_num = train.numeric.shape[1]
         mask = [False] * n_num + [True] * train.categorical.shape[1]
         self.model = HistGradientBoostingClassifier(
@@ -91,10 +96,13 @@ class HGBFamily(ModelFamily):
             validation_fraction=0.1,
             n_iter_no_change=20,
             random_state=self.seed,
+            class_weight=weights,
         )
         self.model.fit(self._design(train), y)
         self._paths = None
         self.fit_info = {"n_iter": int(self.model.n_iter_)}
+        if weights is not None:
+            self.fit_info["class_weight"] = weights
         return self
 
     def _logit(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

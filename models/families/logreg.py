@@ -56,13 +56,22 @@ class LogRegFamily(ModelFamily):
         yv: npt.NDArray[np.int64] | None = None,
         progress: bool = False,
     ) -> LogRegFamily:
-        """Fit the scaler + logistic regression (``valid`` is unused: no early stopping)."""
+        """Fit the scaler + logistic regression (``valid`` is unused: no early stopping).
+
+        Rows are weighed by class with the spec's ``class_weight`` (none: each counts once).
+        """
+        weights = self.class_weights(y)
         clf = LogisticRegression(
-            C=float(self.params["C"]), max_iter=int(self.params["max_iter"]), solver="lbfgs"
+            C=float(self.params["C"]),
+            max_iter=int(self.params["max_iter"]),
+            solver="lbfgs",
+            class_weight=weights,
         )
         self.pipeline = Pipeline([("scale", StandardScaler()), ("clf", clf)])
         self.pipeline.fit(self._design(train), y)
         self.fit_info = {"n_iter": int(np.max(clf.n_iter_))}
+        if weights is not None:
+            self.fit_info["class_weight"] = weights
         return self
 
     def predict_proba(self, batch: EncodedBatch) -> npt.NDArray[np.float64]:

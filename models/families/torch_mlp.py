@@ -2,7 +2,9 @@
 
 Training: AdamW on binary cross-entropy, mini-batches shuffled by a seeded generator, early
 stopping on validation loss (best weights restored), deterministic algorithms switched on for
-the duration of ``fit``. Runs on cuda when available unless a device is given.
+the duration of ``fit``. With the spec's ``class_weight`` each row's loss is multiplied by its
+class's weight, in training and in the validation loss early stopping watches alike. Runs on
+cuda when available unless a device is given.
 
 Contributions, in log-odds space from the baseline "average applicant" (standardised numeric = 0,
 each category at its training mode), attributions on the dense input ``[numeric | embeddings]``
@@ -192,14 +194,17 @@ class TorchMLP(ModelFamily):
                 lr=float(self.params["lr"]),
                 weight_decay=float(self.params["weight_decay"]),
             )
-            loss_fn = nn.BCEWithLogitsLoss()
+            loss_fn = nn.functional.binary_cross_entropy_with_logits
+            weights = self.class_weights(y)
             num, cat = self._tensors(train)
             target = torch.from_numpy(y.astype(np.float32)).to(self._device)
+            row_w = self._row_weights(weights, y)
             has_valid = valid is not None and yv is not None
             if has_valid:
                 assert valid is not None and yv is not None
                 v_num, v_cat = self._tensors(valid)
                 v_target = torch.from_numpy(yv.astype(np.float32)).to(self._device)
+                v_w = self._row_weights(weights, yv)
             fixed = self.params["epochs"]
             max_epochs = (
                 int(self.params["max_epochs"]) if has_valid or fixed is None else int(fixed)
@@ -216,8 +221,9 @@ class TorchMLP(ModelFamily):
                 for start in range(0, n, batch_size):
                     idx = order[start : start + batch_size]
                     opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(net(num[idx], cat[idx]), target[idx])
-                    loss.backward()
+                    w = None if row_w is None else row_w[idx]
+                    loss = loss_fn(net(num[idx], cat[idx]), target[idx], weight=w)
+                    torch.autograd.backward(loss)
                     opt.step()
                 if bar is not None:
                     bar.update(1)
@@ -225,7 +231,7 @@ class TorchMLP(ModelFamily):
                     continue
                 net.eval()
                 with torch.no_grad():
-                    v_loss = float(loss_fn(net(v_num, v_cat), v_target))
+                    v_loss = float(loss_fn(net(v_num, v_cat), v_target, weight=v_w))
                 history.append(v_loss)
                 if bar is not None:
                     bar.set_postfix(val_loss=f"{v_loss:.4f}")
@@ -242,8 +248,19 @@ class TorchMLP(ModelFamily):
                 self.fit_info["epochs_run"] = len(history)
             else:
                 self.fit_info = {"best_epoch": max_epochs, "epochs_run": max_epochs}
+            if weights is not None:
+                self.fit_info["class_weight"] = weights
             net.eval()
         return self
+
+    def _row_weights(
+        self, weights: dict[int, float] | None, y: npt.NDArray[np.int64]
+    ) -> torch.Tensor | None:
+        """Each row's loss weight (its class's weight), on the model device; None: unweighted."""
+        if weights is None:
+            return None
+        per_class = np.array([weights[0], weights[1]], dtype=np.float32)
+        return torch.from_numpy(per_class[np.asarray(y, dtype=np.int64)]).to(self._device)
 
     # --------------------------------------------------------------- inference
     def _logits(self, batch: EncodedBatch) -> torch.Tensor:

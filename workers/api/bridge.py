@@ -147,7 +147,15 @@ class KafkaBridge:
 
     def _partitions(self, topic: str, required: bool) -> list[int]:
         assert self._consumer is not None
-        meta = self._consumer.list_topics(topic, timeout=_METADATA_TIMEOUT_S).topics.get(topic)
+        deadline = time.monotonic() + _METADATA_TIMEOUT_S
+        while True:  # a topic created a moment ago may still have no leader: ask again
+            listed = self._consumer.list_topics(topic, timeout=_METADATA_TIMEOUT_S)
+            meta = listed.topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
         if meta is None or meta.error is not None or not meta.partitions:
             if required:
                 raise KafkaException(f"topic {topic!r} has no partitions (does it exist?)")

@@ -21,6 +21,7 @@ __all__ = ["models_group", "register"]
 
 _FAMILIES_HELP = "Comma-separated model families (torch_mlp, logreg, hgb)."
 _HEADLINE = ("roc_auc", "pr_auc", "f1", "brier", "log_loss")
+_THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
 
 
 def _registry(url: str | None) -> Any:
@@ -57,6 +58,20 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
 
+
+def _threshold_line(threshold: float) -> str:
+    """The line stating the cut-off of the hard-decision metrics printed above it."""
+    return f"threshold metrics ({', '.join(_THRESHOLD_METRICS)}) at threshold {threshold:g}"
+
+
+threshold_option = click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Cut-off of the hard-decision metrics (accuracy, precision, recall, f1): "
+    "score >= threshold counts as positive.",
+)
 
 registry_option = click.option(
     "--registry",
@@ -104,6 +119,7 @@ registry_option = click.option(
 @click.option(
     "--min-rows", type=int, default=500, show_default=True, help="Labelled rows needed to train."
 )
+@threshold_option
 def train_cmd(
     spec_ref: str,
     families: str,
@@ -118,13 +134,15 @@ def train_cmd(
     margin: float,
     device: str | None,
     min_rows: int,
+    threshold: float,
 ) -> None:
     """Train candidate families, gate the best against the champion and register it.
 
-    The same pipeline as the retrain DAG (pipelines.workdir): one split, the best candidate by
-    the gate metric, the champion scored on the same holdout. The best candidate is registered
-    (refused or not); it becomes champion with --promote when the gate passes, else
-    challenger. The run's files stay in the runs folder (var/runs/decisionflow_train/...).
+    The same pipeline as the retrain DAG (pipelines.workdir): the data check (rows, missing
+    values, the rarer class at least the spec's label.min_share), one split, the best
+    candidate by the gate metric, the champion scored on the same holdout. The best candidate
+    is registered (refused or not); it becomes champion with --promote when the gate passes,
+    else challenger. The run's files stay in the runs folder (var/runs/decisionflow_train/...).
     """
     import time
     import uuid
@@ -155,6 +173,7 @@ def train_cmd(
             promote=promote,
             reference_path=str(paths.reference_file(model_name)) if promote else None,
             device=device,
+            threshold=threshold,
         )
     except (SpecError, ValueError, LookupError, OSError) as exc:  # DataValidationError too
         raise _fail(exc) from exc
@@ -164,6 +183,7 @@ def train_cmd(
         for fam, res in evaluation["candidates"].items()
     ]
     click.echo(_table(["family", *_HEADLINE], rows))
+    click.echo(_threshold_line(threshold))
     registered, promotion = result["registered"], result["promotion"]
     click.echo(f"best: {evaluation['best']} -> registered {model_name} v{registered['version']}")
     word = (
@@ -180,6 +200,7 @@ def train_cmd(
 @registry_option
 @click.option("--source", default=None, help="Data source overriding the spec's.")
 @click.option("--seed", type=int, default=None, help="Holdout seed [default: as registered].")
+@threshold_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full metrics as JSON.")
 def evaluate_cmd(
     name: str,
@@ -187,13 +208,20 @@ def evaluate_cmd(
     registry_url: str | None,
     source: str | None,
     seed: int | None,
+    threshold: float,
     as_json: bool,
 ) -> None:
-    """Re-evaluate version/alias REF of model NAME on its holdout."""
+    """Re-evaluate version/alias REF of model NAME on its holdout.
+
+    Hard-decision metrics are at --threshold (``threshold`` in the output; the ``@0.5`` lines
+    are at 0.5 whatever it is).
+    """
     from pipelines.retrain import evaluate_registered
 
     try:
-        metrics, same = evaluate_registered(_registry(registry_url), name, ref, seed, source)
+        metrics, same = evaluate_registered(
+            _registry(registry_url), name, ref, seed, source, threshold=threshold
+        )
     except (ValueError, LookupError, OSError, RuntimeError) as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -201,6 +229,7 @@ def evaluate_cmd(
         return
     for key, value in metrics.headline().items():
         click.echo(f"{key:>14}: {_fmt(value)}")
+    click.echo(_threshold_line(threshold))
     if not same:
         click.echo("note: this holdout differs from the one recorded at registration", err=True)
 
@@ -268,54 +297,83 @@ def list_cmd(name: str | None, registry_url: str | None) -> None:
 @click.command("compare")
 @click.option("--spec", "spec_ref", default="credit_data", show_default=True)
 @click.option("--families", default="torch_mlp,logreg,hgb", show_default=True, help=_FAMILIES_HELP)
+@click.option("--source", default=None, help="Data source overriding the spec's.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--out",
-    default="docs/model-comparison.md",
+    "--tune/--no-tune",
+    default=True,
     show_default=True,
-    help="Markdown report path ('-' for none).",
+    help="Choose hyper-parameters on an inner validation split.",
+)
+@threshold_option
+@click.option(
+    "--min-rows", type=int, default=500, show_default=True, help="Labelled rows needed to train."
+)
+@click.option(
+    "--out",
+    default=None,
+    help="Also write the markdown report to this file [default: none; '-' none too].",
 )
 @click.option("--device", default=None, help="Torch device [default: cuda if present].")
 @click.option("--progress/--no-progress", default=False, show_default=True)
 def compare_cmd(
-    spec_ref: str, families: str, seed: int, out: str, device: str | None, progress: bool
+    spec_ref: str,
+    families: str,
+    source: str | None,
+    seed: int,
+    tune: bool,
+    threshold: float,
+    min_rows: int,
+    out: str | None,
+    device: str | None,
+    progress: bool,
 ) -> None:
-    """Compare families on one stratified holdout; print the table, write the report."""
-    from models.compare import run_comparison
-    from models.spec import SpecError
+    """Compare families on one stratified holdout; print the table (--out: write the report).
 
-    command = shlex.join(
-        [
-            "decisionflow",
-            "models",
-            "compare",
-            "--spec",
-            spec_ref,
-            "--families",
-            families,
-            "--seed",
-            str(seed),
-        ]
-    )
+    The data passes the same check as `models train` first (rows, missing values, the rarer
+    class at least the spec's label.min_share).
+    """
+    from models.compare import run_comparison
+    from models.data import load_frame
+    from models.spec import SpecError, load_spec
+    from pipelines.retrain import check_training_data
+
+    names = _families(families)
+    out = None if out == "-" else out
+    args = ["--spec", spec_ref, "--families", families, "--seed", str(seed)]
+    if source is not None:
+        args += ["--source", source]
+    if not tune:
+        args.append("--no-tune")
+    if threshold != 0.5:
+        args += ["--threshold", f"{threshold:g}"]
+    command = shlex.join(["decisionflow", "models", "compare", *args])
     try:
+        spec = load_spec(spec_ref)
+        frame = load_frame(spec, source)
+        check_training_data(frame, spec, min_rows=min_rows, origin=source or str(spec.source))
         table = run_comparison(
-            spec_ref,
-            _families(families),
+            spec,
+            names,
             seed,
-            None if out == "-" else out,
-            command=command.strip(),
+            out,
+            command=command,
             progress=progress,
             device=device,
+            df=frame,
+            threshold=threshold,
+            tune=tune,
         )
-    except (SpecError, ValueError, OSError) as exc:
+    except (SpecError, ValueError, LookupError, OSError) as exc:  # DataValidationError too
         raise _fail(exc) from exc
-    metrics = ["roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "precision", "recall", "f1"]
+    metrics = ["roc_auc", "pr_auc", "log_loss", "brier", *_THRESHOLD_METRICS]
     rows = [
         [fam, *(float(table.loc[fam, m]) for m in metrics), table.loc[fam, "fit_seconds"]]
         for fam in table.index
     ]
     click.echo(_table(["family", *metrics, "fit_s"], rows))
-    if out != "-":
+    click.echo(_threshold_line(threshold))
+    if out is not None:
         click.echo(f"wrote {out}")
 
 
