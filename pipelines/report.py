@@ -33,7 +33,7 @@ def _holdout_report(
     model_name: str | None,
 ) -> None:
     """``evaluation.html``: the chosen candidate vs the champion, both scored on the holdout."""
-    from analytics.reports import build_evaluation_report, build_index, importance_frame
+    from analytics.reports import build_evaluation_report, importance_frame, refresh_indexes
 
     holdout = pd.read_parquet(src / "holdout.parquet")
     candidate = load_candidate(ev["best_path"])
@@ -73,7 +73,7 @@ def _holdout_report(
         "rows)",
         index_href="../../index.html",
     )
-    build_index(out.parent.parent)
+    refresh_indexes(out.parent.parent)
 
 
 def write_retrain_report(

@@ -15,7 +15,7 @@ from analytics.reports.evaluation_report import (
     evaluation_tables,
 )
 from analytics.reports.operations_report import build_operations_report, operations_tables
-from analytics.reports.render import build_index
+from analytics.reports.render import build_index, refresh_indexes
 from analytics.reports.sources import (
     build_day_reports,
     build_reports,
@@ -39,5 +39,6 @@ __all__ = [
     "importance_frame",
     "latest_verdict",
     "operations_tables",
+    "refresh_indexes",
     "scored_frame",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "Section",
     "Table",
     "build_index",
+    "refresh_indexes",
     "write_report",
 ]
 
@@ -195,39 +196,57 @@ def write_report(report: Report, out_dir: str | Path, index_href: str = "../inde
     return path
 
 
-def _label(path: Path, day_dir: Path) -> str:
+def _label(path: Path, day_dir: Path, flow: str) -> str:
     rel = path.relative_to(day_dir)
     base = _TITLES.get(path.stem, path.stem.replace("_", " ").capitalize())
     if len(rel.parts) > 1:  # a retrain run's folder
-        return f"{base} — {rel.parts[0]}"
-    return base
+        base = f"{base} — {rel.parts[0]}"
+    return f"{flow} · {base}" if flow else base
+
+
+def _day_dirs(root: Path) -> dict[str, list[tuple[str, Path]]]:
+    """``{day: [(flow, folder)]}``: day folders of the root ("" flow) and of its flow folders
+    (``<root>/<flow>/<day>``, as the DAGs and ``decisionflow report --flow`` write them)."""
+    out: dict[str, list[tuple[str, Path]]] = {}
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir():
+            continue
+        if _DAY_RE.match(entry.name):
+            out.setdefault(entry.name, []).append(("", entry))
+            continue
+        for day_dir in sorted(entry.iterdir()):
+            if day_dir.is_dir() and _DAY_RE.match(day_dir.name):
+                out.setdefault(day_dir.name, []).append((entry.name, day_dir))
+    return out
 
 
 def build_index(reports_dir: str | Path) -> Path:
-    """(Re)write ``<reports_dir>/index.html``: every day folder, newest first, with its pages."""
+    """(Re)write ``<reports_dir>/index.html``: every day folder, newest first, with its pages
+    (those of each flow folder ``<reports_dir>/<flow>/<day>`` too, named by their flow)."""
     root = Path(reports_dir)
     root.mkdir(parents=True, exist_ok=True)
     days = []
-    for day_dir in sorted(
-        (p for p in root.iterdir() if p.is_dir() and _DAY_RE.match(p.name)), reverse=True
-    ):
-        order = {"evaluation": 0, "operations": 1, "drift": 2}
-        pages = sorted(
-            day_dir.glob("*.html"), key=lambda p: (order.get(p.stem, 9), p.name)
-        ) + sorted(day_dir.glob("*/*.html"))
+    order = {"evaluation": 0, "operations": 1, "drift": 2}
+    for day, folders in sorted(_day_dirs(root).items(), reverse=True):
+        pages = [
+            (flow, day_dir, page)
+            for flow, day_dir in folders
+            for page in sorted(day_dir.glob("*.html"), key=lambda p: (order.get(p.stem, 9), p.name))
+            + sorted(day_dir.glob("*/*.html"))
+        ]
         if not pages:
             continue
         try:
-            weekday = date.fromisoformat(day_dir.name).strftime("%A")
+            weekday = date.fromisoformat(day).strftime("%A")
         except ValueError:
             weekday = ""
         days.append(
             {
-                "day": day_dir.name,
+                "day": day,
                 "weekday": weekday,
                 "pages": [
-                    {"href": p.relative_to(root).as_posix(), "label": _label(p, day_dir)}
-                    for p in pages
+                    {"href": p.relative_to(root).as_posix(), "label": _label(p, d, flow)}
+                    for flow, d, p in pages
                 ],
             }
         )
@@ -241,3 +260,16 @@ def build_index(reports_dir: str | Path) -> Path:
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def refresh_indexes(reports_dir: str | Path) -> Path:
+    """:func:`build_index` of ``reports_dir``, and of the reports root too when
+    ``reports_dir`` is a flow's folder in it (so ``var/reports/index.html`` lists every flow).
+    Returns the first."""
+    from models import paths
+
+    index = build_index(reports_dir)
+    root = paths.reports_dir()
+    if Path(reports_dir).resolve().parent == root.resolve():
+        build_index(root)
+    return index

@@ -20,7 +20,7 @@ from analytics.evaluation import drift_table
 from analytics.reports.drift_report import build_drift_report
 from analytics.reports.evaluation_report import build_evaluation_report
 from analytics.reports.operations_report import build_operations_report
-from analytics.reports.render import build_index
+from analytics.reports.render import refresh_indexes
 from decisioning.thresholds import Costs
 from models.spec import FeatureSpec, load_spec
 from storage import store
@@ -198,7 +198,7 @@ def build_day_reports(
         "operations": build_operations_report(out, day, live, dead_letters, window=window),
         "drift": build_drift_report(out, day, drift, reference, recent, shift=psi_limit),
     }
-    paths["index"] = build_index(reports_dir)
+    paths["index"] = refresh_indexes(reports_dir)
     return paths
 
 

@@ -223,3 +223,22 @@ def test_operations_report_counts_decisions_per_reason_method(tmp_path: Path) ->
     assert rows["decline", "tree_path"].share_of_decision == pytest.approx(0.75)
     assert rows["decline", "tree_path"].share_of_all == pytest.approx(0.3)
     assert "75.0%" in html and "30.0%" in html
+
+
+def test_the_root_index_lists_each_flows_reports_under_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analytics.reports import refresh_indexes
+
+    root = tmp_path / "reports"
+    monkeypatch.setenv("DECISIONFLOW_REPORTS_DIR", str(root))
+    for flow in ("credit_data", "mortgage"):
+        (root / flow / "2026-11-20").mkdir(parents=True)
+        (root / flow / "2026-11-20" / "evaluation.html").write_text("x")
+    refresh_indexes(root / "mortgage")
+    flow_index = _html(root / "mortgage" / "index.html")
+    assert 'href="2026-11-20/evaluation.html"' in flow_index and "credit_data" not in flow_index
+    top = _html(root / "index.html")
+    assert 'href="credit_data/2026-11-20/evaluation.html"' in top
+    assert 'href="mortgage/2026-11-20/evaluation.html"' in top
+    assert "mortgage · Model evaluation" in top
