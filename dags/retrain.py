@@ -23,7 +23,8 @@ policy, drift reference, reports and work dirs; a run of one flow never touches 
    is stored as not servable. Never fails the run: workers fall back to the native model.
 8. **promote**: passed -> `champion` alias; refused -> `challenger` alias, champion stays.
    Either way the verdict and its reasons go into the alias history.
-9. **reload**: broadcast `reload_model` to the Celery workers (they also poll the alias).
+9. **reload**: broadcast `reload_model` for the flow to the Celery workers (they also poll
+   the alias).
 10. **policy** (`optimise_policy`, after a promotion; beside reload and report): cost-optimal
    cut-offs for the new champion on the run's holdout (`gain_good_approved`,
    `loss_bad_approved`, `review_cost`) written as the flow's next policy version
@@ -201,12 +202,12 @@ def policy(names: dict, data: dict, promotion: dict, params: dict, dag_run=None)
 
 @task
 @fail_fast
-def reload(promotion: dict) -> dict:
+def reload(names: dict, promotion: dict) -> dict:
     from workers import broadcast_reload
 
     if not promotion.get("promoted"):
         return {"replies": 0, "skipped": "champion unchanged"}
-    return broadcast_reload()
+    return broadcast_reload(flow=names["flow"])
 
 
 @task
@@ -324,7 +325,7 @@ def decisionflow_retrain() -> None:
     verdict = gate(names, data, evaluated)
     registered = register(names, data, verdict)
     promotion = promote(names, data, optimise(names, data, registered))
-    report(names, data, reload(promotion))
+    report(names, data, reload(names, promotion))
     policy(names, data, promotion)  # a leaf: its outcome never holds up reload or report
 
 

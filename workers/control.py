@@ -11,7 +11,7 @@ from workers.runtime import installed
 __all__ = ["reload_model"]
 
 
-@control_command()  # type: ignore[misc, untyped-decorator]
+@control_command(args=[("flow", str)], signature="[flow]")  # type: ignore[misc, untyped-decorator]
 def reload_model(state: Any, flow: str | None = None, **kwargs: Any) -> dict[str, str]:
     """Check the registry's champion alias now and swap the model before the next batch.
 

@@ -10,8 +10,9 @@ __all__ = ["broadcast_reload"]
 log = logging.getLogger(__name__)
 
 
-def broadcast_reload(timeout_s: float = 2.0) -> dict[str, Any]:
-    """Broadcast ``reload_model`` to every worker; returns who answered.
+def broadcast_reload(timeout_s: float = 2.0, flow: str | None = None) -> dict[str, Any]:
+    """Broadcast ``reload_model`` to every worker (for one ``flow``, else every flow each
+    serves); returns who answered.
 
     Never fails the caller: with no worker (or no broker) it logs and reports zero replies —
     workers also poll the registry alias every ``reload_poll_s`` and pick the change up.
@@ -19,7 +20,13 @@ def broadcast_reload(timeout_s: float = 2.0) -> dict[str, Any]:
     try:
         from workers.celery_app import app
 
-        replies = app.control.broadcast("reload_model", reply=True, timeout=timeout_s) or []
+        arguments = {"flow": flow} if flow else {}
+        replies = (
+            app.control.broadcast(
+                "reload_model", arguments=arguments, reply=True, timeout=timeout_s
+            )
+            or []
+        )
     except Exception as exc:  # broker down: the alias poll covers it
         log.warning("reload broadcast failed (%s); workers will pick the alias up by polling", exc)
         return {"replies": 0, "workers": {}, "error": str(exc)[:300]}

@@ -29,6 +29,19 @@ TOPICS = {
 }
 
 
+def flow_topics() -> dict[str, int]:
+    """The topics of the shipped decision flows (decisioning/flows/*.yaml), beside
+    :data:`TOPICS`: dead-letter topics get one partition, the others the default count."""
+    import yaml
+
+    out: dict[str, int] = {}
+    for path in sorted((REPO / "decisioning" / "flows").glob("*.yaml")):
+        topics = (yaml.safe_load(path.read_text()) or {}).get("topics") or {}
+        for role, name in topics.items():
+            out[str(name)] = 1 if role == "dlq" else PARTITIONS
+    return out
+
+
 def kafka_jars() -> Path:
     """Broker jars resolved by Maven from infra/pom.xml into the run cache (once)."""
     cache = Path(os.environ.get("DECISIONFLOW_CACHE_DIR", REPO / "var" / "cache"))
@@ -241,12 +254,12 @@ def kafka_up(count: int | None = None) -> None:
     down = [b for b in brokers if not pid_of(b.name)]
     if not down and kafka_healthy(brokers, quiet=True):
         log(f"kafka already up on {bootstrap(brokers)}")
-        create_topics(brokers, TOPICS)  # topics a newer version added
+        create_topics(brokers, {**TOPICS, **flow_topics()})  # topics a newer version added
         return
     kafka_jars()
     started = [(b, *start_broker(b, brokers)) for b in down]
     wait_healthy(brokers, [(b, proc) for b, proc, _ in started])
-    create_topics(brokers, TOPICS)
+    create_topics(brokers, {**TOPICS, **flow_topics()})
     if len(brokers) > 1:
         create_internal_topics(brokers)
     pw = scram.password()

@@ -100,3 +100,15 @@ def test_postgres_round_trip(database_url: str) -> None:
     engine.dispose()
     print(f"PostgreSQL {version}")
     assert rows == ["a", "b"]
+
+
+def test_the_stack_creates_every_shipped_flows_topics(bootstrap: str) -> None:
+    from decisioning.flow import available_flows, load_flow
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        existing = set(admin.list_topics())
+    finally:
+        admin.close()
+    wanted = {t for name in available_flows() for t in load_flow(name).topics.values()}
+    assert wanted and wanted <= existing, sorted(wanted - existing)
