@@ -80,10 +80,14 @@ def test_list_without_variants_prints_no_variants_table(registered: tuple[str, P
     assert listing.exit_code == 0 and "runtime variants" not in listing.output
 
 
-def _info() -> dict[str, str]:
+def _info(flow: str = "synthetic") -> dict[str, str]:
+    """The model info metric of ``flow`` (its model name when the holder names no flow)."""
     for metric in REGISTRY.collect():
         if metric.name == "decisionflow_model":
-            return dict(metric.samples[0].labels)
+            for sample in metric.samples:
+                labels = dict(sample.labels)
+                if labels.pop("flow") == flow:
+                    return labels
     return {}
 
 
