@@ -49,7 +49,9 @@ def test_retrain_promotes_then_gate_refuses_a_worse_candidate(tmp_path: Path) ->
     assert "does not beat champion" in refused.reason
     assert any("roc_auc" in r for r in refused.verdict["reasons"])
 
-    reports = sorted(Path(env["DECISIONFLOW_REPORTS_DIR"]).glob("credit_data/*/retrain-*/retrain.json"))
+    reports = sorted(
+        Path(env["DECISIONFLOW_REPORTS_DIR"]).glob("credit_data/*/retrain-*/retrain.json")
+    )
     assert len(reports) == 2
     docs = [json.loads(p.read_text()) for p in reports]
     assert sorted(d["promotion"]["promoted"] for d in docs) == [False, True]
