@@ -83,15 +83,22 @@ registry_option = click.option(
 
 @click.command("train")
 @click.option(
+    "--flow",
+    "flow_ref",
+    default=None,
+    help="Decision flow (shipped name or YAML path): its spec, under its model name.",
+)
+@click.option(
     "--spec",
     "spec_ref",
-    default="credit_data",
-    show_default=True,
-    help="Packaged spec name or path to a spec YAML.",
+    default=None,
+    help="Packaged spec name or path to a spec YAML [default: the flow's, else credit_data].",
 )
 @click.option("--families", default="torch_mlp,logreg,hgb", show_default=True, help=_FAMILIES_HELP)
 @registry_option
-@click.option("--name", default=None, help="Model name in the registry [default: spec name].")
+@click.option(
+    "--name", default=None, help="Model name in the registry [default: the flow's, else spec name]."
+)
 @click.option("--source", default=None, help="Data source overriding the spec's.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--test-size", type=float, default=0.2, show_default=True)
@@ -121,7 +128,8 @@ registry_option = click.option(
 )
 @threshold_option
 def train_cmd(
-    spec_ref: str,
+    flow_ref: str | None,
+    spec_ref: str | None,
     families: str,
     registry_url: str | None,
     name: str | None,
@@ -155,6 +163,12 @@ def train_cmd(
     run_id = time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
     work_dir = paths.runs_dir() / "decisionflow_train" / run_id
     try:
+        if flow_ref is not None:
+            from decisioning.flow import load_flow
+
+            flow = load_flow(flow_ref)
+            spec_ref, name = spec_ref or flow.spec, name or flow.model_name
+        spec_ref = spec_ref or "credit_data"
         spec = load_spec(spec_ref)
         model_name = name or spec.name
         result = run_retrain(

@@ -116,3 +116,14 @@ def test_card_default_trains_at_the_default_floor_and_evaluates_at_a_threshold(
     recall_low = float(lines["recall"].split(":")[1])
     assert recall_low > float(lines["recall@0.5"].split(":")[1])
     assert "at threshold 0.1" in result.output
+
+
+def test_train_for_a_flow_registers_its_spec_under_the_flows_model_name(in_tmp: Path) -> None:
+    from models.registry import ModelRegistry
+
+    registry = in_tmp / "registry"
+    args = ["train", "--flow", "mortgage", "--families", "logreg", "--no-tune"]
+    result = CliRunner().invoke(models_group, [*args, "--registry", str(registry)])
+    assert result.exit_code == 0, result.output
+    meta = ModelRegistry(str(registry)).metadata("mortgage", 1)
+    assert meta["spec_name"] == "hmda"
