@@ -154,7 +154,7 @@ def init_cmd(
             f"`decisionflow flow validate --flow {paths['flow']}`"
         )
     click.echo(f"next: decisionflow flow validate --flow {paths['flow']}")
-    click.echo(f"      decisionflow models train --spec {paths['spec']} --name {flow.model_name}")
+    click.echo(f"      decisionflow models train --flow {paths['flow']} --promote")
 
 
 def _yaml_dump(data: dict[str, Any]) -> str:
