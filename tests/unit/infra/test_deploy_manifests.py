@@ -632,3 +632,10 @@ def test_dockerfile_installs_the_lock_on_python_311_slim_as_non_root() -> None:
     assert re.search(r"pip install -c constraints\.txt \"\.\[airflow\]\"", text)
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in ("root", "0")
+
+
+def test_every_worker_panel_filters_by_flow(dashboard: dict[str, Any]) -> None:
+    names = [v["name"] for v in dashboard["templating"]["list"]]
+    assert "flow" in names
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert exprs and all('flow=~"$flow"' in e for e in exprs)
