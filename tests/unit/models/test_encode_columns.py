@@ -163,6 +163,7 @@ def hmda_encoder() -> TabularEncoder:
     return TabularEncoder(spec).fit(train)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_hmda_columns_equal_frame_path(hmda_encoder: TabularEncoder, data: st.DataObject) -> None:
