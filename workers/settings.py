@@ -220,7 +220,7 @@ class WorkerSettings(_Base):
     """A Celery decision worker: consumer, batcher, scoring, delivery."""
 
     redis_url: str = "redis://127.0.0.1:16379/0"
-    group_id: str = "decisionflow"
+    group_id: str = Field(default="decisionflow", min_length=1)
     policy: str = "credit_v1"
     # the flow one loop serves (set by for_flow; metrics carry it as their `flow` label)
     flow: str | None = None
@@ -249,7 +249,7 @@ class WorkerSettings(_Base):
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve
     # loopback by default; 0.0.0.0 in containers so Prometheus and probes can reach it
     metrics_host: str = "127.0.0.1"
-    transactional_id_prefix: str = "decisionflow"
+    transactional_id_prefix: str = Field(default="decisionflow", min_length=1)
     # a rebalance still unfinished after this long rebuilds the worker's Kafka clients
     rejoin_timeout_s: float = Field(default=60.0, gt=0)
     # An open transaction of a killed worker blocks read_committed readers of its partitions
@@ -362,7 +362,7 @@ class SinkSettings(_Base):
 
     database_url: SecretStr = Field(default_factory=lambda: SecretStr(paths.sqlite_store_url()))
     # not `group_id`: DECISIONFLOW_GROUP_ID names the decision workers' group
-    sink_group_id: str = "decisionflow-sink"
+    sink_group_id: str = Field(default="decisionflow-sink", min_length=1)
     batch_size: int = Field(default=1000, ge=1)
 
 

@@ -94,3 +94,20 @@ def test_registry_keys_are_nested_settings(monkeypatch: pytest.MonkeyPatch) -> N
     # a worker: the public key only, never a generated dev pair
     want = RegistryKeys(verify_key=Path("/run/secrets/registry_verify.pem"))
     assert s.registry.keys() == want == registry_keys()
+
+
+@pytest.mark.parametrize(
+    ("variable", "settings"),
+    [
+        ("DECISIONFLOW_GROUP_ID", WorkerSettings),
+        ("DECISIONFLOW_TRANSACTIONAL_ID_PREFIX", WorkerSettings),
+        ("DECISIONFLOW_SINK_GROUP_ID", SinkSettings),
+    ],
+)
+def test_an_empty_group_or_transactional_id_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, settings: type[WorkerSettings | SinkSettings]
+) -> None:
+    """An empty group id would join another group and re-decide every event from the start."""
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(ValidationError):
+        settings(_env_file=None)  # type: ignore[call-arg]
