@@ -199,13 +199,12 @@ class _Base(BaseSettings):
             return {self.model_name: self.topics}
         from decisioning.flow import load_flow
 
-        out: dict[str, Topics] = {}
-        for name in self.flows:
-            flow = load_flow(name)
-            out[flow.name] = self.topics.model_copy(
-                update={str(k): v for k, v in flow.topics.items()}
-            )
-        return out
+        flows = [load_flow(name) for name in self.flows]
+        return {flow.name: self.topics_of(flow) for flow in flows}
+
+    def topics_of(self, flow: Flow) -> Topics:
+        """The deployment's topic names with ``flow``'s own in their place."""
+        return self.topics.model_copy(update={str(k): v for k, v in flow.topics.items()})
 
     def model_post_init(self, __context: Any) -> None:
         # The stack writes a flat DECISIONFLOW_KAFKA_BOOTSTRAP_SERVERS; fold it in.
@@ -289,7 +288,7 @@ class WorkerSettings(_Base):
         """
         from pipelines.policy_optimise import flow_policy_ref
 
-        topics = self.topics.model_copy(update={str(k): v for k, v in flow.topics.items()})
+        topics = self.topics_of(flow)
         own = topics.events != self.topics.events
         return self.model_copy(
             update={

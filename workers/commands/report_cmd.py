@@ -73,9 +73,10 @@ def report(
         from decisioning.flow import load_flow
 
         flow = load_flow(flow_name)
-        spec_name, name = spec_name or flow.spec, model_name or flow.model_name
-        only = name
-        root = str(layout.reports_dir() / layout.safe_part(flow.name)) if not reports_dir else root
+        spec_name = spec_name or flow.spec
+        name = only = model_name or flow.model_name
+        if not reports_dir:
+            root = str(layout.reports_dir() / layout.safe_part(flow.name))
     paths = build_reports(
         database_url or settings.database_url.get_secret_value(),
         root,

