@@ -43,9 +43,14 @@ class RevocationTracker:
 
     kafka-python calls it on its network thread, confluent-kafka inside ``poll``. The loop
     reconciles its buffer once a rebalance has settled (see :meth:`DecisionLoop._reconcile`).
+
+    ``incremental``: the consumer rebalances cooperatively, so a revocation is complete in
+    itself (the partitions kept stay ours; no assignment need follow); otherwise a revocation
+    leaves the member without partitions until the next assignment (``pending``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, incremental: bool = False) -> None:
+        self.incremental = incremental
         self._lock = threading.Lock()
         self._revoked: set[TP] = set()
         self.assigned: set[TP] = set()
@@ -57,6 +62,8 @@ class RevocationTracker:
         with self._lock:
             self._revoked.update(partitions)
             self.assigned.difference_update(partitions)
+            if self.incremental:
+                return
             if not self.pending:
                 self.pending_since = time.monotonic()
             self.pending = True
@@ -115,7 +122,10 @@ class DecisionLoop:
         self.flow = settings.flow_name  # the `flow` label of its metrics
         self.before_batch = before_batch
         self._stop = threading.Event()
-        self.tracker = RevocationTracker()
+        # cooperative rebalancing: confluent only (kafka-python calls the listener on its own
+        # thread, where a revocation could race a commit; it rebalances eagerly)
+        self.cooperative = settings.cooperative_rebalancing and settings.kafka_client == "confluent"
+        self.tracker = RevocationTracker(incremental=self.cooperative)
         self.batcher: MicroBatcher[RawRecord] = MicroBatcher(
             settings.max_batch_size, settings.max_wait_ms
         )
@@ -141,6 +151,7 @@ class DecisionLoop:
                 instance_id=self._client_id if s.static_membership else None,
                 session_timeout_ms=s.session_timeout_ms,
                 heartbeat_interval_ms=s.heartbeat_interval_ms,
+                cooperative=self.cooperative,
             ),
         )
 

@@ -78,11 +78,18 @@ class Membership:
     ``instance_id`` makes it a static member (KIP-345): a member restarted under the same id
     within ``session_timeout_ms`` gets its partitions back without a rebalance, and a dead
     member's partitions move after ``session_timeout_ms`` (seconds, not Kafka's 45 s default).
+
+    ``cooperative`` asks for incremental cooperative rebalancing (KIP-429, the
+    ``cooperative-sticky`` assignor) where the backend supports it (confluent): a rebalance
+    revokes only the partitions that move, and the member keeps consuming the others. The
+    listener is then told about moved partitions only (``on_revoked`` without a following
+    ``on_assigned`` when nothing new comes). Every member of a group must agree on it.
     """
 
     instance_id: str | None = None
     session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 1_000
+    cooperative: bool = False
 
 
 class RebalanceListener(Protocol):

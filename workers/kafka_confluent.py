@@ -83,6 +83,8 @@ class ConfluentConsumer:
         self._listener = listener
         self._sought: dict[TP, int] = {}  # seek targets no record has been read from yet
         static = {"group.instance.id": membership.instance_id} if membership.instance_id else {}
+        if membership.cooperative:
+            static["partition.assignment.strategy"] = "cooperative-sticky"
         self._c = Consumer(
             {
                 **static,

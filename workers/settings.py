@@ -269,6 +269,12 @@ class WorkerSettings(_Base):
     static_membership: bool = True
     session_timeout_ms: int = Field(default=6_000, ge=6_000, le=1_800_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    # Incremental cooperative rebalancing (cooperative-sticky, KIP-429) on the confluent client:
+    # a worker joining or leaving moves only the partitions that change owner; the others keep
+    # being decided through the rebalance. kafka-python workers rebalance eagerly (all
+    # partitions revoked, then reassigned). All workers of a group must agree: switching a
+    # running group takes a full stop.
+    cooperative_rebalancing: bool = True
     # An event_id seen again within this window gets no second decision (0: no check). The
     # claims live in Redis (redis_url); see workers/idempotency.py for the guarantee.
     dedupe_window_s: float = Field(default=86_400.0, ge=0)

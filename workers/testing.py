@@ -104,6 +104,11 @@ class FakeLogConsumer:
     next poll with a timeout (``rejoin_needs_time``) or in any poll. The records at the
     ``(partition, offset)`` positions in ``undecodable`` come back as the backends hand over
     a record their client could not decode: ``error`` set, no key, no value.
+
+    ``cooperative`` rebalances incrementally (KIP-429), as confluent-kafka does with the
+    cooperative-sticky assignor: only the revoked partitions leave, the others keep their
+    positions and stay readable, and a later assignment adds partitions (from their committed
+    offsets, ``reset_to``) without taking any.
     """
 
     def __init__(
@@ -126,6 +131,7 @@ class FakeLogConsumer:
         self.rejoin_needs_time = True
         self.rejoin_never_completes = False
         self.undecodable: set[tuple[int, int]] = set()
+        self.cooperative = False
         self._joining: list[int] | None = None
 
     def _tps(self, partitions: list[int]) -> list[TP]:
@@ -151,7 +157,7 @@ class FakeLogConsumer:
             if self.rejoin_never_completes or (timeout_ms == 0 and self.rejoin_needs_time):
                 return []  # the rejoin needs poll time, or is stuck
             assigned, self._joining = self._joining, None
-            self.assigned = set(assigned)
+            self.assigned = self.assigned | set(assigned) if self.cooperative else set(assigned)
             if self.reset_to is not None:
                 for p in assigned:
                     self.positions[p] = self.reset_to(p)
@@ -178,6 +184,11 @@ class FakeLogConsumer:
     def _revoke(self, revoked: list[int], assigned: list[int]) -> None:
         assert self.listener is not None
         self.listener.on_revoked(self._tps(revoked))
+        if self.cooperative:
+            self.assigned -= set(revoked)
+            added = [p for p in assigned if p not in self.assigned]
+            self._joining = added or None
+            return
         self.assigned = set()
         self._joining = assigned
 

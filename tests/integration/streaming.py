@@ -4,17 +4,46 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from workers.decide_loop import DecisionLoop
 from workers.idempotency import Idempotency
 from workers.replay import read_topic
 from workers.settings import Topics, WorkerSettings
+from workers.testing import valid_event
+
+
+class SteadyProducer:
+    """Valid events at about ``rate``/s on a thread, from start until :meth:`stop`."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: int = 300) -> None:
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(bootstrap, topic, rate))
+        self._thread.start()
+
+    def _run(self, bootstrap: str, topic: str, rate: int) -> None:
+        with KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5) as producer:
+            i = 0
+            while not self._stop.is_set():
+                for _ in range(max(rate // 10, 1)):
+                    value = json.dumps(valid_event(i)).encode()
+                    producer.send(topic, key=f"app-{i}".encode(), value=value)
+                    i += 1
+                self.sent = i
+                time.sleep(0.1)
+
+    def stop(self) -> int:
+        """Stop producing (idempotent); returns how many events were sent."""
+        self._stop.set()
+        self._thread.join()
+        return self.sent
 
 
 def make_topics(make_topic: Callable[..., str], partitions: int = 4) -> Topics:
@@ -39,6 +68,19 @@ def accounted(bootstrap: str, topics: Topics) -> tuple[Counter[str], list[dict[s
     decisions = read_committed(bootstrap, topics.decisions)
     dlq = read_committed(bootstrap, topics.dlq)
     return Counter(d["event_id"] for d in decisions), dlq
+
+
+def assert_decided_once(bootstrap: str, topics: Topics, sent: int, timeout_s: float = 60) -> None:
+    """Wait until ``sent`` valid events are accounted for; each must be decided exactly once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ids, dlq = accounted(bootstrap, topics)
+        if len(ids) + len(dlq) >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len(ids) == sent, f"{len(ids)} of {sent} events decided"
+    assert max(ids.values(), default=1) == 1, "an event was decided twice"
+    assert not dlq, f"valid events dead-lettered: {dlq[:3]}"
 
 
 class CommittedReader:

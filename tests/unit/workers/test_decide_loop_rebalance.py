@@ -17,11 +17,19 @@ from workers.settings import WorkerSettings
 from workers.testing import FakeLogConsumer, FakeModel, FakeTxnProducer, valid_event
 
 
-def _loop(consumer: FakeLogConsumer, producer: FakeTxnProducer) -> DecisionLoop:
+def _loop(
+    consumer: FakeLogConsumer, producer: FakeTxnProducer, *, transaction_max_events: int = 0
+) -> DecisionLoop:
     model = FakeModel()
     engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
     settings = WorkerSettings(
-        _env_file=None, max_batch_size=50, max_wait_ms=10_000, transaction_max_events=0
+        _env_file=None,
+        max_batch_size=50,
+        max_wait_ms=10_000,
+        transaction_max_events=transaction_max_events,
+        transaction_max_ms=60_000,
+        transaction_timeout_ms=120_000,
+        cooperative_rebalancing=consumer.cooperative,
     )
     loop = DecisionLoop(settings, engine, worker_name="unit")
     consumer.listener = loop.tracker
@@ -137,3 +145,39 @@ def test_a_rebalance_that_never_finishes_rebuilds_the_clients() -> None:
         loop._run_once()
     loop._reset_clients()  # what run() does on a ClientError; then it builds new clients
     assert not loop.tracker.pending and len(loop.batcher) == 0
+
+
+def test_cooperative_revocation_keeps_deciding_the_partitions_kept() -> None:
+    # a transaction spans batches; partition 0 moves to another worker mid-transaction
+    consumer = FakeLogConsumer({0: _events(100, 0), 1: _events(100, 1)}, produced_ago_ms=20_000)
+    consumer.cooperative = True
+    consumer.rebalance_after_poll = {2: ([0], [])}  # 0 revoked, nothing assigned after it
+    producer = FakeTxnProducer()
+    loop = _loop(consumer, producer, transaction_max_events=1_000)
+    assert loop.tracker.incremental
+    decided = _decided(loop, producer, polls=8)
+    assert not loop.tracker.pending, "waited for an assignment that never comes"
+    mine = {f"evt-{1000 + i}" for i in range(100)}
+    theirs = {f"evt-{i}" for i in range(100)}
+    assert mine <= set(decided), "a kept partition stopped being decided"
+    assert max(decided.values()) == 1
+    # nothing of the moved partition past what committed before the revocation: it was ours
+    # only until then, and the open transaction that held more of it was aborted
+    assert not set(decided) & theirs
+    assert producer.aborts == 1
+    assert {tp[1] for tp in producer.offsets} == {1}
+
+
+def test_cooperative_assignment_adds_partitions_without_pausing_the_others() -> None:
+    consumer = FakeLogConsumer({0: _events(60, 0), 1: _events(60, 1)}, produced_ago_ms=20_000)
+    consumer.cooperative = True
+    consumer.assigned = {1}
+    consumer.rebalance_after_poll = {2: ([], [0])}  # partition 0 comes in from another worker
+    consumer.reset_to = lambda p: 10 if p == 0 else 0  # its committed offset
+    producer = FakeTxnProducer()
+    loop = _loop(consumer, producer, transaction_max_events=1_000)
+    decided = _decided(loop, producer, polls=8)
+    assert set(decided) == {f"evt-{1000 + i}" for i in range(60)} | {
+        f"evt-{i}" for i in range(10, 60)
+    }
+    assert max(decided.values()) == 1 and producer.aborts == 0
