@@ -332,6 +332,15 @@ class Drill:
         time.sleep(max(t0 + offset - time.monotonic(), 0.0))
 
     def kill_worker(self, name: str, env: dict[str, str]) -> None:
+        # one fault at a time: every worker must be deciding before the next kill (a restart
+        # took up to 40 s on this loaded 2-core host; a kill during another worker's restart
+        # would measure two faults at once)
+        since = time.monotonic()
+        for worker in self.workers.values():
+            worker.wait_for_log("decision loop started", 180)
+        waited = time.monotonic() - since
+        if waited > 1:
+            log(f"waited {waited:.0f}s for every worker to be deciding before killing {name}")
         t = time.monotonic()
         self.workers[name].kill()
         time.sleep(1.0)
