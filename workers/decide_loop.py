@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from workers import metrics
 from workers.batcher import MicroBatcher
 from workers.engine import BatchResult, DecisionEngine
@@ -408,9 +410,9 @@ class DecisionLoop:
         metrics.SCORE_SECONDS.labels(self.flow).observe(result.score_seconds)
         for labels, n in result.decision_counts().items():  # one increment per label set
             metrics.DECISIONS.labels(self.flow, *labels).inc(n)
-        observe = metrics.E2E_LATENCY.labels(self.flow).observe
-        for ms in result.latencies_ms():
-            observe(ms / 1000.0)
+        metrics.E2E_LATENCY.labels(self.flow).observe_many(
+            np.asarray(result.latencies_ms()) / 1000.0
+        )
         for dl in result.dlq:
             metrics.DLQ.labels(self.flow, dl.reason, dl.stage).inc()
         if result.duplicates:

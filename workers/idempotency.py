@@ -73,19 +73,18 @@ class DuplicateEvent(msgspec.Struct, frozen=True):
         return msgspec.json.encode(self)
 
 
-# KEYS: claim keys; ARGV[1]: TTL seconds; ARGV[i + 1]: the owner of KEYS[i].
+# KEYS: claim keys; ARGV[1]: TTL seconds; ARGV[i + 1]: the owner of KEYS[i]. One SET per key
+# (NX GET, Redis >= 7.0: claims an unclaimed id and returns the holder of a claimed one).
+# Returns only the ids claimed by another record, as a flat list: index (1-based), holder.
 _CLAIM = """
 local out = {}
+local ttl = ARGV[1]
 for i, key in ipairs(KEYS) do
   local owner = ARGV[i + 1]
-  local held = redis.call('GET', key)
-  if not held then
-    redis.call('SET', key, owner, 'EX', ARGV[1])
-    out[i] = ''
-  elseif held == owner then
-    out[i] = ''
-  else
-    out[i] = held
+  local held = redis.call('SET', key, owner, 'NX', 'GET', 'EX', ttl)
+  if held and held ~= owner then
+    out[#out + 1] = i
+    out[#out + 1] = held
   end
 end
 return out
@@ -93,7 +92,8 @@ return out
 
 
 class RedisIdempotency:
-    """Claims in Redis, one Lua call per batch (atomic: two workers cannot both claim)."""
+    """Claims in Redis (>= 7.0), one Lua call per batch (atomic: two workers cannot both
+    claim); the reply lists only the duplicates."""
 
     def __init__(self, url: str, scope: str, window_s: float, timeout_s: float = 2.0) -> None:
         import redis
@@ -112,10 +112,13 @@ class RedisIdempotency:
             return []
         keys = [self._prefix + e for e in event_ids]
         try:
-            held = self._script(keys=keys, args=[self._ttl, *owners])
+            taken = self._script(keys=keys, args=[self._ttl, *owners])
         except self._errors as exc:
             raise IdempotencyUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return [h.decode() if h else None for h in held]
+        out: list[str | None] = [None] * len(event_ids)
+        for j in range(0, len(taken), 2):
+            out[int(taken[j]) - 1] = taken[j + 1].decode()
+        return out
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -3,7 +3,14 @@ sink (``decisionflow sink --metrics-port``)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+import threading
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
 
 __all__ = [
     "BATCH_SIZE",
@@ -20,8 +27,82 @@ __all__ = [
     "SINK_QUARANTINED",
     "STAGE_SECONDS",
     "TRANSACTIONS",
+    "BatchHistogram",
     "serve",
 ]
+
+
+class _BatchChild:
+    """One label set of a :class:`BatchHistogram`."""
+
+    def __init__(self, bounds: npt.NDArray[np.float64], lock: threading.Lock) -> None:
+        self._bounds = bounds
+        self._lock = lock
+        self.counts = np.zeros(len(bounds) + 1, dtype=np.int64)  # per bucket, +Inf last
+        self.sum = 0.0
+
+    def observe_many(self, values: Sequence[float] | npt.NDArray[np.float64]) -> None:
+        """Observe every value of ``values`` at once."""
+        arr = np.asarray(values, dtype=np.float64)
+        if not arr.size:
+            return
+        # bucket ``le=b`` holds v <= b: the first bound >= v
+        counts = np.bincount(np.searchsorted(self._bounds, arr), minlength=len(self.counts))
+        with self._lock:
+            self.counts += counts
+            self.sum += float(arr.sum())
+
+
+class BatchHistogram(Collector):
+    """A labelled histogram fed whole batches: one vectorised call per batch instead of one
+    locked Python call per value (``Histogram.observe`` costs ~2 µs, per event on the hot path).
+
+    Exposed like a ``prometheus_client.Histogram`` of the same name and buckets
+    (``_bucket{le=...}``, ``_count``, ``_sum``); ``_created`` is left out.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+        registry: CollectorRegistry | None = REGISTRY,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = list(labelnames)
+        self._bounds = np.array(sorted(buckets), dtype=np.float64)
+        self._lock = threading.Lock()
+        self._children: dict[tuple[str, ...], _BatchChild] = {}
+        if registry is not None:
+            registry.register(self)
+
+    def labels(self, *values: str) -> _BatchChild:
+        """The child of one label set (created on first use)."""
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"expected labels {self.labelnames}, got {values}")
+        key = tuple(str(v) for v in values)
+        with self._lock:
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = _BatchChild(self._bounds, self._lock)
+        return child
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        """The metric's name and type, for the registry."""
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        """Cumulative buckets, count and sum of every label set."""
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        les = [repr(float(b)) for b in self._bounds] + ["+Inf"]  # as Histogram prints them
+        with self._lock:
+            snapshot = [(k, c.counts.cumsum().tolist(), c.sum) for k, c in self._children.items()]
+        for key, cumulative, total in snapshot:
+            family.add_metric(list(key), list(zip(les, cumulative, strict=True)), total)
+        yield family
+
 
 # The decision-path metrics carry the decision flow (decisioning/flow.py) as label `flow`.
 EVENTS_CONSUMED = Counter(
@@ -48,7 +129,7 @@ STAGE_SECONDS = Histogram(
     ["flow", "stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-E2E_LATENCY = Histogram(
+E2E_LATENCY = BatchHistogram(
     "decisionflow_e2e_latency_seconds",
     "Event time to decision time.",
     ["flow"],

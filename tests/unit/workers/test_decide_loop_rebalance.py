@@ -181,3 +181,15 @@ def test_cooperative_assignment_adds_partitions_without_pausing_the_others() -> 
         f"evt-{i}" for i in range(10, 60)
     }
     assert max(decided.values()) == 1 and producer.aborts == 0
+
+
+def test_every_committed_decision_feeds_the_latency_histogram() -> None:
+    from workers.metrics import E2E_LATENCY
+
+    consumer = FakeLogConsumer({0: _events(70, 0)}, produced_ago_ms=20_000)
+    producer = FakeTxnProducer()
+    loop = _loop(consumer, producer)
+    child = E2E_LATENCY.labels(loop.flow)
+    before = int(child.counts.sum())
+    decided = _decided(loop, producer, polls=3)
+    assert int(child.counts.sum()) - before == sum(decided.values()) == 70
