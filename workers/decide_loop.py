@@ -53,6 +53,9 @@ class RevocationTracker:
 
     def __init__(self, incremental: bool = False) -> None:
         self.incremental = incremental
+        # run first on every revocation, on the client's thread: the loop waits there for a
+        # commit in flight, which must finish before the partitions can move
+        self.before_revoke: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._revoked: set[TP] = set()
         self.assigned: set[TP] = set()
@@ -60,6 +63,8 @@ class RevocationTracker:
         self.pending_since = 0.0  # time.monotonic() of the revocation that set ``pending``
 
     def on_revoked(self, partitions: list[TP]) -> None:
+        if self.before_revoke is not None:
+            self.before_revoke()
         log.info("partitions revoked: %s", sorted(p for _, p in partitions))
         with self._lock:
             self._revoked.update(partitions)
@@ -107,6 +112,35 @@ class _Transaction:
                 offsets[tp] = rec.offset + 1
 
 
+class _InFlight:
+    """A transaction committing on its own thread (flush, offsets, commit) while the loop
+    decides the next batch. A daemon thread: a librdkafka call that never returns (see the
+    producer's watchdog) must not keep the process from exiting."""
+
+    def __init__(
+        self, txn: _Transaction, commit: Callable[[_Transaction], None], name: str
+    ) -> None:
+        self.txn = txn
+        self.error: ClientError | None = None
+        self._commit = commit
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._commit(self.txn)
+        except ClientError as exc:
+            self.error = exc
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Until the commit has finished (or failed), or ``timeout_s`` has passed."""
+        self._thread.join(timeout_s)
+
+    def done(self) -> bool:
+        """The commit has finished (or failed)."""
+        return not self._thread.is_alive()
+
+
 class DecisionLoop:
     """Runs until :meth:`stop`; finishes (commits or aborts) the transaction in hand first."""
 
@@ -128,6 +162,12 @@ class DecisionLoop:
         # thread, where a revocation could race a commit; it rebalances eagerly)
         self.cooperative = settings.cooperative_rebalancing and settings.kafka_client == "confluent"
         self.tracker = RevocationTracker(incremental=self.cooperative)
+        # pipelining (confluent: its commit round trips run in C, without the GIL): a
+        # transaction commits on a thread while the loop decides the next batch; the next
+        # transaction opens once it has committed. kafka-python commits in Python: no gain.
+        self.pipelined = settings.pipeline_commits and settings.kafka_client == "confluent"
+        self.inflight: _InFlight | None = None
+        self.tracker.before_revoke = self._wait_inflight
         self.batcher: MicroBatcher[RawRecord] = MicroBatcher(
             settings.max_batch_size, settings.max_wait_ms
         )
@@ -216,6 +256,8 @@ class DecisionLoop:
         if records:
             oldest = min(r.timestamp for r in records)
             self.batcher.add(records, waited=(time.time() * 1000.0 - oldest) / 1000.0)
+        if self.inflight is not None and (self.inflight.done() or self.tracker.pending):
+            self._settle()
         if self.tracker.pending:
             # a rebalance is under way: a commit now would only be fenced
             self._requeue_transaction()
@@ -226,6 +268,7 @@ class DecisionLoop:
                 raise ClientError(f"rebalance not finished after {stuck:.0f}s; new clients")
             return
         if self.tracker.take():
+            self._settle()
             self._requeue_transaction()
             self._reconcile()
         if self.batcher.ready():
@@ -297,10 +340,12 @@ class DecisionLoop:
     def _shutdown(self) -> None:
         if self.consumer is not None and self.producer is not None:
             try:  # finish the batch in hand and commit, as a clean stop should
+                self._settle()
                 if len(self.batcher):
                     self._process(self.batcher.drain_all())
                 if self.txn is not None:
                     self._commit()
+                self._settle()
             except ClientError:
                 log.warning("could not finish the last batch; its events will be re-read")
         self._reset_clients()
@@ -308,6 +353,10 @@ class DecisionLoop:
         log.info("decision loop stopped after %d batches", self.committed_batches)
 
     def _reset_clients(self) -> None:
+        if self.inflight is not None:
+            # its producer is closed below; whatever it did not commit is re-read by the group
+            self.inflight.wait(5.0)
+            self.inflight = None
         closers = []
         if self.consumer is not None:
             closers.append(self.consumer.close)  # leaves the group: partitions move at once
@@ -340,10 +389,14 @@ class DecisionLoop:
             # never decide unchecked: put everything back and try again shortly
             metrics.IDEMPOTENCY_UNAVAILABLE.labels(self.flow).inc()
             log.warning("event-id claims unavailable (%s): batch put back", exc)
+            if not self._settle(batch):
+                return  # the commit in flight failed: everything is read again anyway
             self.batcher.push_front(batch)
             self._abort_and_rewind()
             self._stop.wait(1.0)
             return
+        if self.txn is None and not self._settle(batch):
+            return  # the commit in flight failed: this batch is read again with its records
         t0 = time.perf_counter()
         try:
             if self.txn is None:
@@ -359,27 +412,70 @@ class DecisionLoop:
         metrics.STAGE_SECONDS.labels(self.flow, "produce").observe(time.perf_counter() - t0)
 
     def _commit(self) -> None:
-        """Commit the open transaction: its records + the consumed offsets, atomically."""
+        """Commit the open transaction: its records + the consumed offsets, atomically (on a
+        thread of its own when pipelined: :meth:`_settle` collects the outcome)."""
         assert self.consumer is not None and self.producer is not None and self.txn is not None
-        p, stage = self.producer, metrics.STAGE_SECONDS
+        txn, self.txn = self.txn, None
+        metadata = self.consumer.group_metadata()  # on this thread, with the partitions ours
+        producer = self.producer
+
+        def commit(t: _Transaction) -> None:
+            self._commit_transaction(producer, t, metadata)
+
+        if self.pipelined:
+            self.inflight = _InFlight(txn, commit, f"commit-{self.flow}")
+            return
         try:
-            t0 = time.perf_counter()
-            p.flush()  # every record acknowledged before the offsets join the transaction
-            t1 = time.perf_counter()
-            p.send_offsets_to_transaction(self.txn.offsets, self.consumer.group_metadata())
-            t2 = time.perf_counter()
-            p.commit_transaction()
+            commit(txn)
         except ClientError as exc:
+            self.txn = txn
             self._failed(exc)
             return
+        self._committed(txn)
+
+    def _commit_transaction(
+        self, p: TransactionalProducer, txn: _Transaction, metadata: object
+    ) -> None:
+        stage = metrics.STAGE_SECONDS
+        t0 = time.perf_counter()
+        p.flush()  # every record acknowledged before the offsets join the transaction
+        t1 = time.perf_counter()
+        p.send_offsets_to_transaction(txn.offsets, metadata)
+        t2 = time.perf_counter()
+        p.commit_transaction()
         stage.labels(self.flow, "flush").observe(t1 - t0)
         stage.labels(self.flow, "offsets").observe(t2 - t1)
         stage.labels(self.flow, "commit").observe(time.perf_counter() - t2)
-        txn, self.txn = self.txn, None
+
+    def _committed(self, txn: _Transaction) -> None:
         self.committed_batches += len(txn.results)
         metrics.TRANSACTIONS.labels(self.flow, "committed").inc()
         for result in txn.results:
             self._observe(result)
+
+    def _wait_inflight(self) -> None:
+        """Block until the commit in flight (if any) has finished: run on every revocation,
+        before the partitions move (its outcome is collected by :meth:`_settle`)."""
+        inflight = self.inflight
+        if inflight is not None:
+            inflight.wait()
+
+    def _settle(self, batch: list[RawRecord] | None = None) -> bool:
+        """Collect the commit in flight: True when it committed (or there was none). When it
+        failed, its transaction is aborted and read again from its first records, with
+        ``batch`` (records decided meanwhile, not yet written) and the buffer after them."""
+        inflight, self.inflight = self.inflight, None
+        if inflight is None:
+            return True
+        inflight.wait()
+        if inflight.error is None:
+            self._committed(inflight.txn)
+            return True
+        if batch:
+            self.batcher.push_front(batch)
+        self.txn = inflight.txn
+        self._failed(inflight.error)
+        return False
 
     def _failed(self, exc: ClientError) -> None:
         metrics.TRANSACTIONS.labels(self.flow, "aborted").inc()

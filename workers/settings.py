@@ -275,6 +275,10 @@ class WorkerSettings(_Base):
     # partitions revoked, then reassigned). All workers of a group must agree: switching a
     # running group takes a full stop.
     cooperative_rebalancing: bool = True
+    # Pipelined commits (confluent client): a transaction commits on a thread of its own while
+    # the loop decides the next batch, which opens the next transaction once the commit is
+    # through. Off: the loop waits for each commit (flush + offsets + commit round trips).
+    pipeline_commits: bool = True
     # An event_id seen again within this window gets no second decision (0: no check). The
     # claims live in Redis (redis_url); see workers/idempotency.py for the guarantee.
     dedupe_window_s: float = Field(default=86_400.0, ge=0)

@@ -51,6 +51,7 @@ def test_a_transaction_spans_batches_until_it_holds_enough_events() -> None:
     loop = _loop(consumer, producer, txn_events=120)
     for _ in range(6):  # six polls, six batches of 50
         loop._run_once()
+    loop._settle()  # the last commit may still be in flight (pipelined)
     assert producer.commits == 2  # 150 events, then 300: one commit per 3 batches
     assert producer.offsets == {("events", 0): 300}
     loop._shutdown()
@@ -64,6 +65,7 @@ def test_one_transaction_per_batch_by_default() -> None:
     loop = _loop(consumer, producer, txn_events=0)
     for _ in range(4):
         loop._run_once()
+    loop._settle()
     assert producer.commits == 4
 
 
