@@ -282,3 +282,39 @@ def sample_decision(i: int, at: datetime | None = None) -> Decision:
         decided_at=now,
         latency_ms=1.0,
     )
+
+
+def fake_engine(idempotency: Any = None) -> Any:
+    """A :class:`~workers.engine.DecisionEngine` deciding with :class:`FakeModel` and policy
+    ``credit_v1`` (``idempotency``: its event-id claims, if any)."""
+    from decisioning.policy import load_policy
+    from workers.engine import DecisionEngine
+
+    model = FakeModel()
+    return DecisionEngine(
+        model,  # type: ignore[arg-type]
+        load_policy("credit_v1"),
+        model.spec,
+        idempotency=idempotency,
+    )
+
+
+def loop_over(
+    consumer: FakeLogConsumer,
+    producer: FakeTxnProducer,
+    *,
+    idempotency: Any = None,
+    **settings: Any,
+) -> Any:
+    """A :class:`~workers.decide_loop.DecisionLoop` over the client doubles with
+    :func:`fake_engine`, the consumer's partitions assigned. ``settings`` override
+    :class:`~workers.settings.WorkerSettings` fields."""
+    from workers.decide_loop import DecisionLoop
+    from workers.settings import WorkerSettings
+
+    worker = WorkerSettings(_env_file=None, **settings)  # type: ignore[call-arg]
+    loop = DecisionLoop(worker, fake_engine(idempotency), worker_name="unit")
+    consumer.listener = loop.tracker
+    loop.tracker.on_assigned(list(consumer.assignment()))
+    loop.consumer, loop.producer = consumer, producer
+    return loop

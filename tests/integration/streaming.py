@@ -120,18 +120,9 @@ def deciding(
     settings: WorkerSettings, name: str, idempotency: Idempotency | None = None
 ) -> Iterator[tuple[DecisionLoop, threading.Thread]]:
     """A decision loop with the in-package model double, on a thread, stopped on exit."""
-    from decisioning.policy import load_policy
-    from workers.engine import DecisionEngine
-    from workers.testing import FakeModel
+    from workers.testing import fake_engine
 
-    model = FakeModel()
-    engine = DecisionEngine(
-        model,  # type: ignore[arg-type]
-        load_policy("credit_v1"),
-        model.spec,
-        idempotency=idempotency,
-    )
-    loop = DecisionLoop(settings, engine, worker_name=name)
+    loop = DecisionLoop(settings, fake_engine(idempotency), worker_name=name)
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:

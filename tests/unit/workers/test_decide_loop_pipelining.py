@@ -8,12 +8,10 @@ import json
 import threading
 from collections import Counter
 
-from decisioning.policy import load_policy
 from workers.decide_loop import DecisionLoop
-from workers.engine import BatchResult, DecisionEngine, RawRecord
+from workers.engine import BatchResult, RawRecord
 from workers.kafka_client import TP, ClientError
-from workers.settings import WorkerSettings
-from workers.testing import FakeLogConsumer, FakeModel, FakeTxnProducer, valid_event
+from workers.testing import FakeLogConsumer, FakeTxnProducer, loop_over, valid_event
 
 
 class GatedProducer(FakeTxnProducer):
@@ -33,21 +31,16 @@ class GatedProducer(FakeTxnProducer):
 
 
 def _loop(consumer: FakeLogConsumer, producer: FakeTxnProducer, pipelined: bool) -> DecisionLoop:
-    model = FakeModel()
-    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
-    settings = WorkerSettings(
-        _env_file=None,
+    loop: DecisionLoop = loop_over(
+        consumer,
+        producer,
         max_batch_size=50,
         max_wait_ms=10_000,
         transaction_max_events=0,  # a transaction per batch
         pipeline_commits=pipelined,
         cooperative_rebalancing=False,
     )
-    loop = DecisionLoop(settings, engine, worker_name="unit")
     loop._stop.wait = lambda _s=None: False  # type: ignore[method-assign]  # no real back-off
-    consumer.listener = loop.tracker
-    loop.tracker.on_assigned(list(consumer.assignment()))
-    loop.consumer, loop.producer = consumer, producer
     return loop
 
 

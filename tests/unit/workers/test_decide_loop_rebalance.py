@@ -9,21 +9,17 @@ from collections import Counter
 
 import pytest
 
-from decisioning.policy import load_policy
 from workers.decide_loop import DecisionLoop
-from workers.engine import DecisionEngine
 from workers.kafka_client import ClientError
-from workers.settings import WorkerSettings
-from workers.testing import FakeLogConsumer, FakeModel, FakeTxnProducer, valid_event
+from workers.testing import FakeLogConsumer, FakeTxnProducer, loop_over, valid_event
 
 
 def _loop(
     consumer: FakeLogConsumer, producer: FakeTxnProducer, *, transaction_max_events: int = 0
 ) -> DecisionLoop:
-    model = FakeModel()
-    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
-    settings = WorkerSettings(
-        _env_file=None,
+    loop: DecisionLoop = loop_over(
+        consumer,
+        producer,
         max_batch_size=50,
         max_wait_ms=10_000,
         transaction_max_events=transaction_max_events,
@@ -31,10 +27,6 @@ def _loop(
         transaction_timeout_ms=120_000,
         cooperative_rebalancing=consumer.cooperative,
     )
-    loop = DecisionLoop(settings, engine, worker_name="unit")
-    consumer.listener = loop.tracker
-    loop.tracker.on_assigned(list(consumer.assignment()))
-    loop.consumer, loop.producer = consumer, producer  # type: ignore[assignment]
     return loop
 
 

@@ -6,30 +6,22 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from decisioning.policy import load_policy
 from workers.decide_loop import DecisionLoop
-from workers.engine import DecisionEngine
-from workers.settings import WorkerSettings
-from workers.testing import FakeLogConsumer, FakeModel, FakeTxnProducer, valid_event
+from workers.testing import FakeLogConsumer, FakeTxnProducer, loop_over, valid_event
 
 
 def _loop(
     consumer: FakeLogConsumer, producer: FakeTxnProducer, txn_events: int = 120
 ) -> DecisionLoop:
-    model = FakeModel()
-    engine = DecisionEngine(model, load_policy("credit_v1"), model.spec)  # type: ignore[arg-type]
-    settings = WorkerSettings(
-        _env_file=None,
+    loop: DecisionLoop = loop_over(
+        consumer,
+        producer,
         max_batch_size=50,
         max_wait_ms=0,
         transaction_max_events=txn_events,
         transaction_max_ms=60_000,
         transaction_timeout_ms=120_000,  # must outlast the longest transaction
     )
-    loop = DecisionLoop(settings, engine, worker_name="unit")
-    consumer.listener = loop.tracker
-    loop.tracker.on_assigned(list(consumer.assignment()))
-    loop.consumer, loop.producer = consumer, producer
     return loop
 
 

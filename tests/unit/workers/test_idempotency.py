@@ -9,31 +9,29 @@ from collections import Counter
 
 import pytest
 
-from decisioning.policy import load_policy
 from workers.decide_loop import DecisionLoop
-from workers.engine import DecisionEngine
 from workers.idempotency import MemoryIdempotency
 from workers.settings import WorkerSettings
-from workers.testing import FakeLogConsumer, FakeModel, FakeTxnProducer, valid_event
+from workers.testing import (
+    FakeLogConsumer,
+    FakeTxnProducer,
+    fake_engine,
+    loop_over,
+    valid_event,
+)
 
 
 def _loop(
     consumer: FakeLogConsumer, producer: FakeTxnProducer, claims: MemoryIdempotency
 ) -> DecisionLoop:
-    model = FakeModel()
-    engine = DecisionEngine(
-        model,  # type: ignore[arg-type]
-        load_policy("credit_v1"),
-        model.spec,
+    loop: DecisionLoop = loop_over(
+        consumer,
+        producer,
         idempotency=claims,
+        max_batch_size=50,
+        max_wait_ms=0,
+        transaction_max_events=0,
     )
-    settings = WorkerSettings(
-        _env_file=None, max_batch_size=50, max_wait_ms=0, transaction_max_events=0
-    )
-    loop = DecisionLoop(settings, engine, worker_name="unit")
-    consumer.listener = loop.tracker
-    loop.tracker.on_assigned(list(consumer.assignment()))
-    loop.consumer, loop.producer = consumer, producer
     return loop
 
 
@@ -105,14 +103,8 @@ def test_claims_expire_after_the_window() -> None:
 
 @pytest.mark.parametrize("topic", ["", "decisions.duplicates"])
 def test_duplicates_are_counted_with_or_without_their_topic(topic: str) -> None:
-    model = FakeModel()
     claims = MemoryIdempotency()
-    engine = DecisionEngine(
-        model,  # type: ignore[arg-type]
-        load_policy("credit_v1"),
-        model.spec,
-        idempotency=claims,
-    )
+    engine = fake_engine(claims)
     consumer = FakeLogConsumer({0: [_event(1), _event(1), _event(2)]})
     consumer.listener = type("L", (), {"on_assigned": print, "on_revoked": print})()
     result = engine.process(consumer.poll(0, 10))
