@@ -118,11 +118,16 @@ class _InFlight:
     producer's watchdog) must not keep the process from exiting."""
 
     def __init__(
-        self, txn: _Transaction, commit: Callable[[_Transaction], None], name: str
+        self,
+        txn: _Transaction,
+        commit: Callable[[_Transaction], None],
+        committed: Callable[[_Transaction], None],
+        name: str,
     ) -> None:
         self.txn = txn
         self.error: ClientError | None = None
         self._commit = commit
+        self._committed = committed
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -131,6 +136,8 @@ class _InFlight:
             self._commit(self.txn)
         except ClientError as exc:
             self.error = exc
+            return
+        self._committed(self.txn)  # metrics at once: readers may already see the records
 
     def wait(self, timeout_s: float | None = None) -> None:
         """Until the commit has finished (or failed), or ``timeout_s`` has passed."""
@@ -423,7 +430,7 @@ class DecisionLoop:
             self._commit_transaction(producer, t, metadata)
 
         if self.pipelined:
-            self.inflight = _InFlight(txn, commit, f"commit-{self.flow}")
+            self.inflight = _InFlight(txn, commit, self._committed, f"commit-{self.flow}")
             return
         try:
             commit(txn)
@@ -469,8 +476,7 @@ class DecisionLoop:
             return True
         inflight.wait()
         if inflight.error is None:
-            self._committed(inflight.txn)
-            return True
+            return True  # its metrics were counted on its thread
         if batch:
             self.batcher.push_front(batch)
         self.txn = inflight.txn
