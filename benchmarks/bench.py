@@ -19,6 +19,8 @@ from workers.settings import Topics
 
 __all__ = ["Bench"]
 
+SOAK_IDS = "soak-"  # the soak pool's event id prefix (renamed per cycle: benchmarks.soak)
+
 
 class Bench(PhaseRunner):
     """The phases (methods named as in :data:`benchmarks.run.PHASES`)."""
@@ -210,7 +212,7 @@ class Bench(PhaseRunner):
             assert max_rate is not None
             target = 0.5 * max_rate
             seconds, tick_s = float(self.sizes["soak_s"]), float(self.sizes["soak_tick_s"])
-            pool = self.src.make("soak-", min(max(int(target * tick_s), 1000), 100_000))
+            pool = self.src.make(SOAK_IDS, min(max(int(target * tick_s), 1000), 100_000))
             samples: list[dict[str, Any]] = []
             soak = self.res["soak"] = {
                 "client": self.default,
@@ -238,7 +240,14 @@ class Bench(PhaseRunner):
             sample(0.0, 0)
             t0 = time.perf_counter()
             sent, achieved = paced_stream(
-                self.run.bootstrap, topics.events, pool, target, seconds, sample, tick_s
+                self.run.bootstrap,
+                topics.events,
+                pool,
+                target,
+                seconds,
+                sample,
+                tick_s,
+                SOAK_IDS.encode(),
             )
             reader.wait_for(before + sent, max(180.0, seconds))
             sample(time.perf_counter() - t0, sent)

@@ -481,15 +481,25 @@ class Run:
                 with contextlib.suppress(Exception):  # a group that never committed
                     self.admin.delete_groups([group])
         self.admin.close()
-        if self.queues:
-            try:
-                import redis
+        try:
+            self._delete_redis_keys()
+        except Exception as exc:
+            print(f"warning: could not delete this run's Redis keys: {exc}", file=sys.stderr)
 
-                r = redis.Redis.from_url(self.redis_url)
-                keys = [*self.queues]
-                for q in self.queues:
-                    keys += [k for k in r.scan_iter(match=f"*{q}*")]
-                r.delete(*keys)
-                r.close()
-            except Exception as exc:
-                print(f"warning: could not delete celery queues: {exc}", file=sys.stderr)
+    def _delete_redis_keys(self) -> None:
+        """This run's Celery queues and the workers' event-id claims (scoped by this run's
+        group names): every key naming ``bench-<run id>``, in one pass over the keyspace."""
+        import redis
+
+        r = redis.Redis.from_url(self.redis_url)
+        try:
+            chunk: list[bytes] = []
+            for key in r.scan_iter(match=f"*{self.name('')}*", count=10_000):
+                chunk.append(key)
+                if len(chunk) >= 10_000:
+                    r.unlink(*chunk)
+                    chunk = []
+            if chunk:
+                r.unlink(*chunk)
+        finally:
+            r.close()

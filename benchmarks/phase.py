@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cpu import CpuMeter, with_descendants
 from benchmarks.harness import (
     BurstProducer,
     Child,
@@ -99,10 +100,13 @@ class PhaseRunner:
             }
             if n > 0:
                 events = self.src.make(f"{phase}-", n)
+                cpu = CpuMeter.for_phase(lambda: with_descendants(c.proc.pid for c in children))
+                cpu.start()
                 t0 = time.perf_counter()
                 out["produce_seconds"] = round(producer.send(topics.events, events), 3)
                 del events
                 t_end = reader.wait_for(WARM + n, max(180.0, n / 100), alive)
+                out["cpu"] = cpu.stop(n)
                 out["seconds"] = round(t_end - t0, 3)
                 out["rate"] = n / (t_end - t0)
             if after is not None:

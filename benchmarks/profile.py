@@ -50,6 +50,9 @@ STAGES: list[tuple[str, str]] = [
     ("kafka client network thread", "(kafka/net/"),
     ("kafka client network thread", "(kafka/client_async.py"),
     ("scoring thread hand-off", "_score (workers/engine.py"),
+    ("event-id claims (Redis)", "claim (workers/idempotency.py"),
+    ("metrics", "(workers/metrics.py"),
+    ("metrics", "_observe (workers/decide_loop.py"),
 ]
 
 

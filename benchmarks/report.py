@@ -132,6 +132,44 @@ def _throughput(res: dict[str, Any]) -> list[str]:
     return [*lines, *_table(header, rows)]
 
 
+CPU_GROUPS = ("workers", "load generator + reader", "broker", "redis", "postgres", "other")
+
+
+def _cpu(res: dict[str, Any]) -> list[str]:
+    """Per burst: CPU µs per event of each process group, and the cores the host had busy."""
+    rows = []
+    for group in ("ceiling", "workers"):
+        for key, item in res.get(group, {}).items():
+            cpu = item.get("cpu")
+            if not cpu:
+                continue
+            us = cpu.get("us_per_event", {})
+            total = sum(us.values())
+            rows.append(
+                [
+                    item.get("label", f"{group}: {key}"),
+                    *(fmt(us.get(g), "us") for g in CPU_GROUPS),
+                    fmt(total, "us"),
+                    f"{cpu.get('host_cores_busy', 0):.2f} of {cpu.get('host_cores', '?')}",
+                ]
+            )
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### Where the host's CPU went during each burst (µs of CPU per event)",
+        "",
+        "CPU time (user + system, psutil) of each process group from the send start to the "
+        "last committed output, over the events of the burst. `load generator + reader` is the "
+        "benchmark process; `workers` is the ceiling's loop in the ceiling rows; `other` is "
+        "the host's busy time no group accounts for. At 2 cores, a host fully busy has "
+        "2,000,000 / rate µs per event to give.",
+        "",
+    ]
+    header = ["configuration", *CPU_GROUPS, "total", "cores busy"]
+    return [*lines, *_table(header, rows)]
+
+
 def _latency(res: dict[str, Any]) -> list[str]:
     lat = res.get("latency") or {}
     points = lat.get("points", [])
@@ -302,7 +340,7 @@ def _profile(res: dict[str, Any]) -> list[str]:
 
 def markdown(res: dict[str, Any]) -> str:
     """The whole report as Markdown (targets first)."""
-    lines = _head(res) + _throughput(res)
+    lines = _head(res) + _throughput(res) + _cpu(res)
     for section in (_latency, api_section, _sweep, _soak, _engine, _reasons, _memory, _profile):
         lines += section(res)
     lines += runtimes_section(res)

@@ -1,8 +1,9 @@
 """The soak: a long open-loop load on one worker, its RSS sampled on a fixed period.
 
-:func:`paced_stream` sends a cycled pool of events at a fixed rate for a given time (event ids
-repeat: nothing in the decision path keys on them, and the soak times no single event) and
-calls ``tick`` every ``tick_s`` seconds. :func:`rss_growth` is the verdict's input: last sample
+:func:`paced_stream` sends a cycled pool of events at a fixed rate for a given time and calls
+``tick`` every ``tick_s`` seconds. Each cycle renames the pool's event ids
+(:func:`cycled_event`): workers decide an event id once and count its repeats as duplicates, so
+a repeated id would not load the worker. :func:`rss_growth` is the verdict's input: last sample
 over the first (the first is taken after the warm-up burst, when the worker's caches are full).
 """
 
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["paced_stream", "rss_growth"]
+__all__ = ["cycled_event", "paced_stream", "rss_growth"]
 
 
 def rss_growth(samples: Sequence[dict[str, Any]], worker: int = 0) -> float | None:
@@ -24,6 +25,19 @@ def rss_growth(samples: Sequence[dict[str, Any]], worker: int = 0) -> float | No
     return values[-1] / values[0] - 1.0
 
 
+def cycled_event(
+    pool: Sequence[tuple[bytes, bytes]], i: int, id_prefix: bytes
+) -> tuple[bytes, bytes]:
+    """The ``i``-th event sent from the cycled ``pool``, whose event ids are
+    ``<id_prefix><index>``: from the second cycle on, the id names the cycle too
+    (``<id_prefix><cycle>.<index>``), so every event sent is a new one."""
+    key, value = pool[i % len(pool)]
+    cycle = i // len(pool)
+    if cycle:
+        value = value.replace(b'"' + id_prefix, b'"%s%d.' % (id_prefix, cycle), 1)
+    return key, value
+
+
 def paced_stream(
     bootstrap: str,
     topic: str,
@@ -32,16 +46,17 @@ def paced_stream(
     seconds: float,
     tick: Callable[[float, int], None],
     tick_s: float = 30.0,
+    id_prefix: bytes = b"soak-",
 ) -> tuple[int, float]:
-    """Send ``pool`` cycled at ``rate`` events/s for ``seconds``; ``tick(elapsed_s, sent)``
-    every ``tick_s``. Returns ``(sent, achieved_rate)``."""
+    """Send ``pool`` (event ids ``<id_prefix><index>``) cycled at ``rate`` events/s for
+    ``seconds``, each event a new id (:func:`cycled_event`); ``tick(elapsed_s, sent)`` every
+    ``tick_s``. Returns ``(sent, achieved_rate)``."""
     from confluent_kafka import Producer
 
     if not pool:
         raise ValueError("empty event pool")
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "enable.idempotence": True})
     p.list_topics(topic, timeout=30)
-    size = len(pool)
     t0 = time.perf_counter()
     next_tick = tick_s
     sent = 0
@@ -51,7 +66,7 @@ def paced_stream(
             break
         due = int(elapsed * rate) + 1
         while sent < due:
-            key, value = pool[sent % size]
+            key, value = cycled_event(pool, sent, id_prefix)
             try:
                 p.produce(topic, value=value, key=key)
             except BufferError:  # local queue full: serve delivery reports and retry

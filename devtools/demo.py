@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devtools.airflow_local import DagRunner
 from devtools.demo_reader import CommittedReader, Read, end_offsets
 from devtools.demo_stats import (
     LATENCY_MEANING,
@@ -86,6 +88,7 @@ class Demo:
         self.workers: list[ChildProcess] = []
         self.reader: CommittedReader | None = None
         self.producer: EventProducer | None = None
+        self.airflow: DagRunner | None = None
         settings = SinkSettings()
         prefix = args.topic_prefix
         self.topics = (
@@ -172,13 +175,17 @@ class Demo:
         print(f"   {len(train)} rows to train on, {len(held)} rows held back for streaming")
         self.summary["rows"] = {"train": len(train), "held_back": len(held)}
 
+    def _airflow(self) -> DagRunner:
+        """The demo's Airflow child: migrates the metadata DB, then runs both DAGs."""
+        if self.airflow is None:
+            self.airflow = DagRunner(self.env)
+        return self.airflow
+
     def retrain(self) -> None:
-        from devtools.airflow_local import dag_test, migrate
         from models.registry import ModelRegistry
 
-        migrate(self.env)
         conf = {"families": self.args.families, "bootstrap_source": str(self.train_csv)}
-        run = dag_test(self.env, DAG_RETRAIN, conf)
+        run = self._airflow().run(DAG_RETRAIN, conf)
         print(f"   retrain DAG run {run['run_id']}: {run['state']}")
         failed = {k: v for k, v in run["tasks"].items() if "success" not in v}
         if "success" not in run["state"] or failed:
@@ -426,10 +433,8 @@ class Demo:
         self.cli("sink", "--until-idle", "4")
 
     def evaluate(self) -> None:
-        from devtools.airflow_local import dag_test
-
         started = time.time() - 1
-        run = dag_test(self.env, DAG_EVALUATE, {})
+        run = self._airflow().run(DAG_EVALUATE, {})
         print(f"   evaluate DAG run {run['run_id']}: {run['state']}")
         if "success" not in run["state"]:
             raise RuntimeError(f"evaluate DAG failed:\n{run['log'][-4000:]}")
@@ -441,12 +446,24 @@ class Demo:
             self.summary["live_quality"] = json.loads(metrics[-1].read_text()).get("verdict")
 
     def stop_workers(self) -> None:
+        """Warm shutdown of every worker side by side: SIGTERM to all, then wait for each
+        (SIGKILL after 90 s), so none is rebalanced onto another's partitions on the way."""
         for worker in self.workers:
-            worker.stop(90)
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 90
+        for worker in self.workers:
+            try:
+                worker.proc.wait(max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                worker.kill()
         self.workers = []
 
     def close_clients(self) -> None:
-        """Close the demo's own Kafka reader and producer."""
+        """Close the demo's own Kafka reader and producer, and its Airflow child."""
+        if self.airflow is not None:
+            self.airflow.close()
+            self.airflow = None
         if self.reader is not None:
             self.reader.close()
             self.reader = None

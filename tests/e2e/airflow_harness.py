@@ -1,14 +1,16 @@
 """Run Airflow in a throwaway home from tests: migrate its DB, run ``dag.test()`` in a child.
 
 Airflow reads its configuration once per process, so every Airflow action runs in a child
-process with the test's environment; the test process never imports Airflow.
+process with the test's environment; the test process never imports Airflow. A test's
+:class:`DagRunner` is one such child: it migrates the DB, then runs each ``dag.test()`` the test
+asks for (Airflow and the task code imported once).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from devtools.airflow_local import airflow_env, dag_test, migrate
+from devtools.airflow_local import DagRunner, airflow_env, dag_test, migrate
 from devtools.launch import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,4 +33,4 @@ def make_env(tmp: Path, database_url: str, port: int | None = None) -> dict[str,
     return env
 
 
-__all__ = ["dag_test", "free_port", "make_env", "migrate"]
+__all__ = ["DagRunner", "dag_test", "free_port", "make_env", "migrate"]

@@ -9,9 +9,11 @@ missing install step from the next fresh machine.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from devtools.airflow_local import DagRunner
 from tests.integration.conftest import (  # noqa: F401  (re-exported fixtures)
     bootstrap,
     database_url,
@@ -20,6 +22,22 @@ from tests.integration.conftest import (  # noqa: F401  (re-exported fixtures)
     pg_url,
     worker_settings,
 )
+
+
+@pytest.fixture
+def airflow_runner() -> Iterator[Callable[[dict[str, str]], DagRunner]]:
+    """Starts the test's Airflow child (:class:`DagRunner`: migrates the DB at once, then runs
+    the ``dag.test()`` calls the test asks for); ended after the test."""
+    runners: list[DagRunner] = []
+
+    def start(env: dict[str, str]) -> DagRunner:
+        runners.append(DagRunner(env))
+        return runners[-1]
+
+    yield start
+    for runner in runners:
+        runner.close()
+
 
 # program -> the install step of `make test` that provides it
 SYSTEM_PROGRAMS = {"chromium": "make browser"}  # infra/install-browser

@@ -15,7 +15,7 @@ import pandas as pd
 
 from models.spec import FeatureSpec
 from storage import store
-from tests.integration.streaming import read_committed
+from tests.integration.streaming import CommittedReader
 from workers.decide_loop import DecisionLoop
 from workers.engine import DecisionEngine
 from workers.settings import SinkSettings, Topics, WorkerSettings
@@ -48,16 +48,18 @@ def stream_into_store(
     settings = WorkerSettings(topics=topics, group_id=group_id, max_batch_size=200)
     loop = DecisionLoop(settings, engine, worker_name=f"e2e-{group_id}")
     thread = threading.Thread(target=loop.run, daemon=True)
+    reader = CommittedReader(bootstrap, topics.decisions)  # reads on as decisions commit
     thread.start()
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline:
-            if len(read_committed(bootstrap, topics.decisions, idle_ms=1000)) >= n_events:
+            reader.poll()
+            if reader.count(topics.decisions) >= n_events:
                 break
-            time.sleep(0.5)
     finally:
         loop.stop()
         thread.join(30)
+        reader.close()
 
     sink_settings = SinkSettings(topics=topics, sink_group_id=group_id + "-sink")
     truth = dict(

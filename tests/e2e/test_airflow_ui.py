@@ -9,6 +9,7 @@ form's defaults runs each DAG to success. Screenshots land in ``var/artifacts/ai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,6 +31,7 @@ ARTIFACTS = REPO / "var" / "artifacts"
 DAG_IDS = ("decisionflow_retrain", "decisionflow_evaluate")
 PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"  # a login shell's PATH: no .venv/bin
 RUN_TIMEOUT_S = 600
+NEXT_RUN = r"Next Run\s+\d{4}-\d{2}-\d{2} 03:00"  # the weekly retrain's next run (UTC)
 
 
 def _get(url: str) -> Any:
@@ -37,7 +39,14 @@ def _get(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def _wait(what: str, check: Any, timeout: float, server: subprocess.Popen[bytes], log: Path) -> Any:
+def _wait(
+    what: str,
+    check: Any,
+    timeout: float,
+    server: subprocess.Popen[bytes],
+    log: Path,
+    poll: float = 0.5,
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -47,7 +56,7 @@ def _wait(what: str, check: Any, timeout: float, server: subprocess.Popen[bytes]
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"waiting for {what}; make airflow said:\n{log.read_text()[-4000:]}")
-        time.sleep(2)
+        time.sleep(poll)
 
 
 def _failed_task_logs(home: Path) -> str:
@@ -101,8 +110,8 @@ def test_operator_triggers_both_dags_from_the_ui(tmp_path: Path, pg_url: str) ->
             return "failed" if "failed" in states else "success" if "success" in states else None
 
         for dag_id in DAG_IDS:
-            state = _wait(
-                f"{dag_id} to finish", lambda d=dag_id: finished(d), RUN_TIMEOUT_S, server, log
+            state = _wait(  # a slower poll: the API server shares the CPUs with the tasks
+                f"{dag_id} to finish", lambda d=dag_id: finished(d), RUN_TIMEOUT_S, server, log, 2
             )
             assert state == "success", _failed_task_logs(Path(env["AIRFLOW_HOME"]))
         _screenshot_runs(base)
@@ -131,6 +140,19 @@ def _browser(pw: Any) -> Any:
     )
 
 
+# every finite CSS animation or transition has finished (a dialog's fade-in, a toast's
+# slide); endless ones (a running run's spinner) do not count
+_STILL = """() => document.getAnimations().every(
+    (a) => a.playState !== "running" || a.effect?.getComputedTiming().iterations === Infinity
+)"""
+
+
+def _screenshot(page: Any, name: str) -> None:
+    """A picture of the page once it stands still."""
+    page.wait_for_function(_STILL, timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS / f"airflow-ui-{name}.png"))
+
+
 def _operate_in_chromium(base: str) -> None:
     """The DAG list; the retrain docs; then Trigger on each DAG with the form's defaults."""
     from playwright.sync_api import expect, sync_playwright
@@ -142,14 +164,13 @@ def _operate_in_chromium(base: str) -> None:
             page.goto(f"{base}/dags", wait_until="networkidle")
             for dag_id in DAG_IDS:
                 page.get_by_text(dag_id).first.wait_for(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "airflow-ui-list.png"))
+            _screenshot(page, "list")
 
             page.goto(f"{base}/dags/decisionflow_retrain", wait_until="networkidle")
             page.get_by_role("button", name="Dag Docs").click()
             docs = page.get_by_role("dialog")
             docs.get_by_text("promotes one only when it beats").wait_for(timeout=20_000)
-            page.wait_for_timeout(1500)  # let the dialog's fade-in finish before the picture
-            page.screenshot(path=str(ARTIFACTS / "airflow-ui-docs.png"))
+            _screenshot(page, "docs")  # once the dialog's fade-in has finished
             page.keyboard.press("Escape")
 
             for dag_id in DAG_IDS:
@@ -163,9 +184,7 @@ def _operate_in_chromium(base: str) -> None:
                         assert param in text, f"param {param} not shown in the trigger form"
                 trigger = form.get_by_role("button", name="Trigger", exact=True)
                 expect(trigger).to_be_enabled(timeout=20_000)  # the defaults are valid
-                page.wait_for_timeout(1000)
-                short = dag_id.removeprefix("decisionflow_")
-                page.screenshot(path=str(ARTIFACTS / f"airflow-ui-{short}-trigger.png"))
+                _screenshot(page, f"{dag_id.removeprefix('decisionflow_')}-trigger")
                 trigger.click()
                 page.get_by_text("Dag Run Triggered").first.wait_for(timeout=30_000)
         finally:
@@ -174,6 +193,7 @@ def _operate_in_chromium(base: str) -> None:
 
 def _screenshot_runs(base: str) -> None:
     """The retrain DAG's page after its successful run, with its next weekly run."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -182,10 +202,13 @@ def _screenshot_runs(base: str) -> None:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(f"{base}/dags/decisionflow_retrain", wait_until="networkidle")
             page.get_by_text("Next Run").first.wait_for(timeout=20_000)
-            page.wait_for_timeout(2000)
-            page.screenshot(path=str(ARTIFACTS / "airflow-ui-retrain-run.png"))
             # unpaused by the trigger, the DAG shows when the weekly schedule runs next
+            with contextlib.suppress(PlaywrightTimeout):  # the assert below says what is shown
+                page.wait_for_function(
+                    f"() => /{NEXT_RUN}/.test(document.body.innerText)", timeout=20_000
+                )
+            _screenshot(page, "retrain-run")
             header = page.locator("body").inner_text()
-            assert re.search(r"Next Run\s+\d{4}-\d{2}-\d{2} 03:00", header), header[:2000]
+            assert re.search(NEXT_RUN, header), header[:2000]
         finally:
             browser.close()

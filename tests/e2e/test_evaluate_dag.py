@@ -19,7 +19,7 @@ from models.data import holdout_split, load_frame
 from models.registry import ModelRegistry
 from models.spec import load_spec
 from models.training import train_family
-from tests.e2e.airflow_harness import dag_test, make_env, migrate
+from tests.e2e.airflow_harness import DagRunner, make_env
 from tests.e2e.pipeline import stream_into_store
 from tests.integration.streaming import make_topics
 from workers.engine import DecisionEngine
@@ -29,9 +29,15 @@ N_EVENTS = 800
 
 
 def test_evaluate_measures_a_real_streaming_run(
-    tmp_path: Path, bootstrap: str, make_topic: Callable[..., str], group_id: str, pg_url: str
+    tmp_path: Path,
+    bootstrap: str,
+    make_topic: Callable[..., str],
+    group_id: str,
+    pg_url: str,
+    airflow_runner: Callable[[dict[str, str]], DagRunner],
 ) -> None:
     env = make_env(tmp_path, pg_url)
+    airflow = airflow_runner(env)  # migrates the DB while the store fills
     spec = load_spec("credit_data")
     frame = load_frame(spec)
     train, live = holdout_split(frame, spec, test_size=0.25, seed=3)
@@ -62,10 +68,9 @@ def test_evaluate_measures_a_real_streaming_run(
     assert fill.counts["decisions"] == fill.counts["events"] == N_EVENTS, fill.stats.summary()
     assert fill.counts["outcomes"] == fill.labels
 
-    migrate(env)
     t0 = time.perf_counter()
-    run = dag_test(
-        env, "decisionflow_evaluate", {"window_days": 1, "f1_floor": 0.99, "min_labelled": 50}
+    run = airflow.run(
+        "decisionflow_evaluate", {"window_days": 1, "f1_floor": 0.99, "min_labelled": 50}
     )
     took = time.perf_counter() - t0
     assert run["state"] == "success", run["log"][-4000:]

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from models.registry import ModelRegistry
-from tests.e2e.airflow_harness import dag_test, make_env, migrate
+from tests.e2e.airflow_harness import DagRunner, make_env
 
 SUCCESS = "success"
 
 
-def test_retrain_promotes_then_gate_refuses_a_worse_candidate(tmp_path: Path) -> None:
+def test_retrain_promotes_then_gate_refuses_a_worse_candidate(
+    tmp_path: Path, airflow_runner: Callable[[dict[str, str]], DagRunner]
+) -> None:
     env = make_env(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")  # empty store: bootstrap
-    migrate(env)
+    airflow = airflow_runner(env)  # migrates the DB; both runs in this one Airflow child
     registry = ModelRegistry(env["DECISIONFLOW_REGISTRY_URL"])
 
     t0 = time.perf_counter()
-    first = dag_test(env, "decisionflow_retrain", {"families": ["logreg", "hgb"]})
+    first = airflow.run("decisionflow_retrain", {"families": ["logreg", "hgb"]})
     first_s = time.perf_counter() - t0
     assert first["state"] == SUCCESS, first["log"][-4000:]
     assert set(first["tasks"].values()) == {SUCCESS}
@@ -34,8 +37,7 @@ def test_retrain_promotes_then_gate_refuses_a_worse_candidate(tmp_path: Path) ->
 
     # a crippled logistic regression cannot beat the champion on the same holdout
     t0 = time.perf_counter()
-    worse = dag_test(
-        env,
+    worse = airflow.run(
         "decisionflow_retrain",
         {"families": ["logreg"], "family_params": {"logreg": {"C": 1e-5}}},
     )

@@ -6,20 +6,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from models.data import load_frame
 from models.registry import ModelRegistry
 from models.spec import load_spec
-from tests.e2e.airflow_harness import REPO, dag_test, make_env, migrate
+from tests.e2e.airflow_harness import REPO, DagRunner, make_env
 
 FAMILIES = ["logreg", "hgb"]
 
 
-def test_cli_and_dag_promote_the_same_model(tmp_path: Path) -> None:
+def test_cli_and_dag_promote_the_same_model(
+    tmp_path: Path, airflow_runner: Callable[[dict[str, str]], DagRunner]
+) -> None:
     spec = load_spec("credit_data")
     data = tmp_path / "applications.csv"
     load_frame(spec).sample(2000, random_state=3).to_csv(data, index=False)
+
+    dag_env = make_env(tmp_path / "dag", f"sqlite:///{tmp_path / 'store.db'}")  # empty store
+    dag_env["DECISIONFLOW_MODEL_NAME"] = "elsewhere"  # the workers' setting: never a DAG's
+    airflow = airflow_runner(dag_env)  # migrates the DB while the CLI trains
 
     cli_registry = tmp_path / "cli-registry"
     cli_env = {
@@ -28,22 +35,27 @@ def test_cli_and_dag_promote_the_same_model(tmp_path: Path) -> None:
         "DECISIONFLOW_REFERENCE_DIR": str(tmp_path / "cli-reference"),
     }
     train = ["models", "train", "--families", ",".join(FAMILIES), "--source", str(data)]
-    cli = subprocess.run(
-        [sys.executable, "-m", "workers.cli", *train, "--registry", str(cli_registry), "--promote"],
-        env=cli_env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert cli.returncode == 0, cli.stdout + cli.stderr
-
-    dag_env = make_env(tmp_path / "dag", f"sqlite:///{tmp_path / 'store.db'}")  # empty store
-    dag_env["DECISIONFLOW_MODEL_NAME"] = "elsewhere"  # the workers' setting: never a DAG's
-    migrate(dag_env)
-    run = dag_test(
-        dag_env, "decisionflow_retrain", {"families": FAMILIES, "bootstrap_source": str(data)}
-    )
+    train += ["--registry", str(cli_registry)]
+    # the CLI and the DAG train side by side: separate processes, registries and work dirs
+    cli_log = tmp_path / "cli.log"
+    with cli_log.open("wb") as out:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", *train, "--promote"],
+            env=cli_env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        run = airflow.run(
+            "decisionflow_retrain", {"families": FAMILIES, "bootstrap_source": str(data)}
+        )
+        cli.wait(600)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(10)
+    assert cli.returncode == 0, cli_log.read_text()
     assert run["state"] == "success", run["log"][-4000:]
 
     by_cli, by_dag = (

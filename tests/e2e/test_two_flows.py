@@ -23,9 +23,9 @@ from models.data import load_frame
 from models.registry import ModelRegistry
 from models.spec import load_spec
 from storage import store
-from tests.e2e.airflow_harness import dag_test, make_env, migrate
+from tests.e2e.airflow_harness import DagRunner, make_env
 from tests.integration.streaming import CommittedReader, make_topics
-from tests.integration.workerproc import start_test_worker, wait_for, worker_env
+from tests.integration.workerproc import start_test_worker, stop_workers, wait_for, worker_env
 from workers.producer import EventProducer, events_from_frame
 from workers.settings import SinkSettings, Topics
 from workers.sink import DecisionSink, labels_for_decisions, publish_outcomes
@@ -48,25 +48,30 @@ def _digest(path: Path) -> str:
 
 
 def test_two_flows_are_trained_served_and_measured_apart(
-    tmp_path: Path, bootstrap: str, make_topic: Callable[..., str], group_id: str, pg_url: str
+    tmp_path: Path,
+    bootstrap: str,
+    make_topic: Callable[..., str],
+    group_id: str,
+    pg_url: str,
+    airflow_runner: Callable[[dict[str, str]], DagRunner],
 ) -> None:
-    topics = {name: make_topics(make_topic, partitions=2) for name in EVENTS}
-    flows = {name: _flow_file(tmp_path, name, topics[name]) for name in EVENTS}
     env = make_env(tmp_path, pg_url)
     env["DECISIONFLOW_POLICIES_DIR"] = str(tmp_path / "policies")
-    migrate(env)
+    airflow = airflow_runner(env)  # migrates the DB meanwhile; every DAG run below in it
+    topics = {name: make_topics(make_topic, partitions=2) for name in EVENTS}
+    flows = {name: _flow_file(tmp_path, name, topics[name]) for name in EVENTS}
     registry = ModelRegistry(env["DECISIONFLOW_REGISTRY_URL"])
     reference = Path(env["DECISIONFLOW_REFERENCE_DIR"])
 
     # ---- each flow trained by the retrain DAG; flow B never touches flow A's champion
-    credit = dag_test(
-        env, "decisionflow_retrain", {"flow": flows["credit_data"], "families": ["logreg"]}
+    credit = airflow.run(
+        "decisionflow_retrain", {"flow": flows["credit_data"], "families": ["logreg"]}
     )
     assert credit["state"] == SUCCESS, credit["log"][-4000:]
     credit_ref = _digest(reference / "credit_data.parquet")
     credit_history = registry.history("credit_data")
-    mortgage = dag_test(
-        env, "decisionflow_retrain", {"flow": flows["mortgage"], "families": ["logreg"]}
+    mortgage = airflow.run(
+        "decisionflow_retrain", {"flow": flows["mortgage"], "families": ["logreg"]}
     )
     assert mortgage["state"] == SUCCESS, mortgage["log"][-4000:]
     assert registry.alias_version("credit_data", "champion") == 1
@@ -105,13 +110,12 @@ def test_two_flows_are_trained_served_and_measured_apart(
             reader.poll()
             return all(reader.count(topics[name].decisions) >= n for name, n in EVENTS.items())
 
-        wait_for(decided, 180, "both flows decided")
+        wait_for(decided, 180, "both flows decided", poll=0)  # reader.poll() waits itself
         logs = "\n".join(w.log_text()[-2000:] for w in workers)
         for w in workers:  # both workers run both flows' loops
             assert all(f"for flow {name}" in w.log_text() for name in EVENTS), logs
     finally:
-        for w in workers:
-            w.stop()
+        stop_workers(workers)
     reader.poll(2000)
     for name, n in EVENTS.items():
         records = reader.records[topics[name].decisions]
@@ -140,8 +144,7 @@ def test_two_flows_are_trained_served_and_measured_apart(
 
     # ---- the evaluate DAG measures each flow on its own decisions, reports apart
     for name in EVENTS:
-        run = dag_test(
-            env,
+        run = airflow.run(
             "decisionflow_evaluate",
             {"flow": flows[name], "window_days": 1, "min_labelled": 20},
         )

@@ -72,12 +72,11 @@ def accounted(bootstrap: str, topics: Topics) -> tuple[Counter[str], list[dict[s
 
 def assert_decided_once(bootstrap: str, topics: Topics, sent: int, timeout_s: float = 60) -> None:
     """Wait until ``sent`` valid events are accounted for; each must be decided exactly once."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        ids, dlq = accounted(bootstrap, topics)
-        if len(ids) + len(dlq) >= sent or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    reader = CommittedReader(bootstrap, topics.decisions, topics.dlq)
+    try:
+        ids, dlq = reader.wait_accounted(topics, lambda ids, dlq: len(ids) + len(dlq) >= sent)
+    finally:
+        reader.close()
     assert len(ids) == sent, f"{len(ids)} of {sent} events decided"
     assert max(ids.values(), default=1) == 1, "an event was decided twice"
     assert not dlq, f"valid events dead-lettered: {dlq[:3]}"
@@ -110,6 +109,39 @@ class CommittedReader:
     def count(self, topic: str) -> int:
         """Records seen so far on ``topic`` (after a poll)."""
         return len(self.records[topic])
+
+    def drain(self, idle_ms: int = 3000) -> int:
+        """Read on until nothing new commits for ``idle_ms``, as :func:`read_committed` reads
+        a topic from the start; returns how many records were new."""
+        new = 0
+        last = time.monotonic()
+        while (left_ms := idle_ms - (time.monotonic() - last) * 1000.0) > 0:
+            if got := self.poll(min(int(left_ms) + 1, 200)):
+                new += got
+                last = time.monotonic()
+        return new
+
+    def accounted(self, topics: Topics) -> tuple[Counter[str], list[dict[str, Any]]]:
+        """What :func:`accounted` returns, over the records read so far."""
+        decisions = self.records[topics.decisions]
+        return Counter(d["event_id"] for d in decisions), list(self.records[topics.dlq])
+
+    def wait_accounted(
+        self,
+        topics: Topics,
+        done: Callable[[Counter[str], list[dict[str, Any]]], bool],
+        timeout_s: float = 60,
+        idle_ms: int = 3000,
+    ) -> tuple[Counter[str], list[dict[str, Any]]]:
+        """Read as records commit until ``done(ids, dead letters)`` or ``timeout_s``; then read
+        on until nothing new commits for ``idle_ms`` (a late duplicate or dead letter shows),
+        and return :meth:`accounted`."""
+        deadline = time.monotonic() + timeout_s
+        self.poll()
+        while not done(*self.accounted(topics)) and time.monotonic() < deadline:
+            self.poll()
+        self.drain(idle_ms)
+        return self.accounted(topics)
 
     def close(self) -> None:
         self._consumer.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from decisioning.policy import load_policy
-from tests.integration.streaming import read_committed
+from tests.integration.streaming import CommittedReader
 from tests.integration.test_stack_lifecycle import _free_ports
 from workers.decide_loop import DecisionLoop
 from workers.engine import DecisionEngine
@@ -106,13 +106,17 @@ def test_loop_survives_a_broker_outage(tmp_path: Path, kafka_client: ClientName)
         _stack(env, "up")  # the broker comes back (same data dir)
         produce(1000, 500)
 
-        deadline = time.monotonic() + 120
-        decided: Counter[str] = Counter()
-        while time.monotonic() < deadline:
-            decided = Counter(d["event_id"] for d in read_committed(bootstrap, topics.decisions))
-            if len(decided) >= 1500:
-                break
-            time.sleep(2)
+        reader = CommittedReader(bootstrap, topics.decisions)  # reads as decisions commit
+        try:
+            deadline = time.monotonic() + 120
+            decided: Counter[str] = Counter()
+            while len(decided) < 1500 and time.monotonic() < deadline:
+                reader.poll()
+                decided = Counter(d["event_id"] for d in reader.records[topics.decisions])
+            reader.drain()  # 3 s more, as read_committed reads: a late duplicate shows
+            decided = Counter(d["event_id"] for d in reader.records[topics.decisions])
+        finally:
+            reader.close()
         assert set(decided) == {f"evt-{i}" for i in range(1500)}, f"{len(decided)} of 1500"
         assert max(decided.values()) == 1
     finally:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
-from tests.integration.streaming import accounted, deciding, make_topics
+from tests.integration.streaming import CommittedReader, deciding, make_topics
 from workers.malformed import malformed_corpus
 from workers.producer import EventProducer
 from workers.settings import WorkerSettings
@@ -19,12 +18,6 @@ def _dlq_metric_total() -> float:
     return sum(
         s.value for m in metrics.DLQ.collect() for s in m.samples if s.name.endswith("_total")
     )
-
-
-def _wait_until(cond: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 def test_loop_decides_every_event_once_and_dead_letters_the_bad(
@@ -40,10 +33,15 @@ def test_loop_decides_every_event_once_and_dead_letters_the_bad(
             if i % 100 == 0:
                 producer.send_raw(f"app-{i}", corpus[(i // 100) % len(corpus)][1])
     dlq_metric_before = _dlq_metric_total()
-    with deciding(settings, f"test-{group_id}") as (loop, thread):
-        _wait_until(lambda: sum(accounted(bootstrap, topics)[0].values()) >= n, 60)
-    assert not thread.is_alive(), "the loop did not stop on request"
-    ids, dlq = accounted(bootstrap, topics)
+    reader = CommittedReader(bootstrap, topics.decisions, topics.dlq)
+    try:
+        with deciding(settings, f"test-{group_id}") as (loop, thread):
+            reader.wait_accounted(topics, lambda ids, _: sum(ids.values()) >= n, idle_ms=0)
+        assert not thread.is_alive(), "the loop did not stop on request"
+        reader.drain()  # the loop is stopped: anything it committed late shows now
+        ids, dlq = reader.accounted(topics)
+    finally:
+        reader.close()
     assert set(ids) == {f"evt-{i}" for i in range(n)}
     assert max(ids.values()) == 1, "an event was decided twice"
     assert len(dlq) == n // 100

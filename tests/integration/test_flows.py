@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
 from decisioning.flow import parse_flow
-from tests.integration.streaming import accounted, deciding, make_topics
+from tests.integration.streaming import CommittedReader, deciding, make_topics
 from tests.integration.workerproc import wait_for
 from workers.settings import WorkerSettings
 from workers.testing import valid_event
@@ -58,18 +58,26 @@ def test_two_flows_in_one_process_keep_their_events_decisions_and_metrics_apart(
         for i in range(300):
             topic = credit_topics.events if i % 3 else other_topics.events  # 200 / 100
             producer.send(topic, json.dumps(valid_event(i)).encode())
-    with ExitStack() as stack:
-        stack.enter_context(deciding(credit, "w1"))
-        stack.enter_context(deciding(other, "w1"))  # the same worker name: ids stay distinct
+    reader = CommittedReader(
+        bootstrap, *(t for ts in (credit_topics, other_topics) for t in (ts.decisions, ts.dlq))
+    )
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(deciding(credit, "w1"))
+            stack.enter_context(deciding(other, "w1"))  # the same worker name: ids stay distinct
 
-        def done() -> bool:
-            return sum(accounted(bootstrap, credit_topics)[0].values()) >= 200 and (
-                sum(accounted(bootstrap, other_topics)[0].values()) >= 100
-            )
+            def done() -> bool:
+                reader.poll()
+                return sum(reader.accounted(credit_topics)[0].values()) >= 200 and (
+                    sum(reader.accounted(other_topics)[0].values()) >= 100
+                )
 
-        wait_for(done, 90, "both flows decided")
-    credit_ids, credit_dlq = accounted(bootstrap, credit_topics)
-    other_ids, other_dlq = accounted(bootstrap, other_topics)
+            wait_for(done, 90, "both flows decided", poll=0)
+        reader.drain()  # the loops are stopped: anything they committed late shows now
+        credit_ids, credit_dlq = reader.accounted(credit_topics)
+        other_ids, other_dlq = reader.accounted(other_topics)
+    finally:
+        reader.close()
     assert set(credit_ids) == {f"evt-{i}" for i in range(300) if i % 3}
     assert set(other_ids) == {f"evt-{i}" for i in range(300) if not i % 3}
     assert max(credit_ids.values()) == max(other_ids.values()) == 1

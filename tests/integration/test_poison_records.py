@@ -6,7 +6,9 @@ decode (a codec library missing) are dead-lettered and the partition moves on.""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import kafka.codec
 import pytest
@@ -15,14 +17,46 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from storage import store
-from tests.integration.streaming import accounted, deciding, make_topics
+from tests.integration.streaming import CommittedReader, deciding, make_topics
 from tests.integration.workerproc import wait_for
-from workers.settings import SinkSettings, WorkerSettings
+from workers.settings import SinkSettings, Topics, WorkerSettings
 from workers.sink import DecisionSink
 from workers.testing import valid_event
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 PER_CODEC = 25
+
+
+class _Accounting:
+    """The committed decisions and dead letters of ``topics``, read as they commit. Leaving the
+    ``with`` (after the loop's own ``with``: the loop is stopped) reads on until nothing new
+    commits for 3 s and keeps what :func:`accounted` would return in ``final``."""
+
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        self.topics = topics
+        self.reader = CommittedReader(bootstrap, topics.decisions, topics.dlq)
+        self.final: tuple[Counter[str], list[dict[str, Any]]] = (Counter(), [])
+
+    def at_least(self, n: int) -> Callable[[], bool]:
+        """Whether ``n`` records are accounted for: decisions (each time) + dead letters."""
+
+        def check() -> bool:
+            self.reader.poll()
+            ids, dlq = self.reader.accounted(self.topics)
+            return sum(ids.values()) + len(dlq) >= n
+
+        return check
+
+    def __enter__(self) -> _Accounting:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.reader.drain()
+                self.final = self.reader.accounted(self.topics)
+        finally:
+            self.reader.close()
 
 
 def test_compressed_and_nul_events_never_stall_anything(
@@ -45,13 +79,14 @@ def test_compressed_and_nul_events_never_stall_anything(
 
     settings = WorkerSettings(topics=topics, group_id=group_id, max_batch_size=50, max_wait_ms=20)
 
-    def all_accounted() -> bool:
-        ids, dlq = accounted(bootstrap, topics)
-        return sum(ids.values()) + len(dlq) >= len(sent) + 1
-
-    with deciding(settings, f"test-{group_id}"):
-        wait_for(all_accounted, 60, "every compressed event decided and the NUL one dead-lettered")
-    ids, dlq = accounted(bootstrap, topics)
+    with _Accounting(bootstrap, topics) as seen, deciding(settings, f"test-{group_id}"):
+        wait_for(
+            seen.at_least(len(sent) + 1),
+            60,
+            "every compressed event decided and the NUL one dead-lettered",
+            poll=0,
+        )
+    ids, dlq = seen.final
     assert set(ids) == set(sent) and max(ids.values()) == 1
     assert [(d["reason"], d["stage"]) for d in dlq] == [("validation", "validate")]
 
@@ -100,16 +135,15 @@ def test_records_the_client_cannot_decode_are_dead_lettered_and_the_partition_mo
     labels = {"flow": "credit_data", "reason": "undecodable", "stage": "consume"}
     before = REGISTRY.get_sample_value("decisionflow_dlq_total", labels) or 0.0
 
-    def all_accounted() -> bool:
-        ids, dlq = accounted(bootstrap, topics)
-        return sum(ids.values()) + len(dlq) >= 25
-
-    with deciding(settings, f"test-{group_id}") as (loop, _thread):
+    with (
+        _Accounting(bootstrap, topics) as seen,
+        deciding(settings, f"test-{group_id}") as (loop, _thread),
+    ):
         wait_for(lambda: loop.consumer is not None, 30, "the consumer", poll=0.1)
         consumer = loop.consumer
-        wait_for(all_accounted, 60, "the snappy events dead-lettered and the rest decided")
+        wait_for(seen.at_least(25), 60, "the snappy events dead-lettered and the rest decided", 0)
         assert loop.consumer is consumer, "the clients were rebuilt for a data error"
-    ids, dlq = accounted(bootstrap, topics)
+    ids, dlq = seen.final
     assert set(ids) == set(decided) and max(ids.values()) == 1
     assert sorted(
         (d["reason"], d["stage"], d["source_partition"], d["source_offset"]) for d in dlq
@@ -136,13 +170,9 @@ def test_out_of_range_values_and_event_times_are_dead_lettered_and_the_rest_deci
             producer.send(topics.events, key=b"k", value=json.dumps(value).encode())
     settings = WorkerSettings(topics=topics, group_id=group_id, max_batch_size=50, max_wait_ms=20)
 
-    def all_accounted() -> bool:
-        ids, dlq = accounted(bootstrap, topics)
-        return sum(ids.values()) + len(dlq) >= 20
-
-    with deciding(settings, f"range-{group_id}"):
-        wait_for(all_accounted, 60, "every event decided or dead-lettered")
-    ids, dlq = accounted(bootstrap, topics)
+    with _Accounting(bootstrap, topics) as seen, deciding(settings, f"range-{group_id}"):
+        wait_for(seen.at_least(20), 60, "every event decided or dead-lettered", poll=0)
+    ids, dlq = seen.final
     assert set(ids) == {f"evt-{i}" for i in range(4, 20)} and max(ids.values()) == 1
     assert [d["reason"] for d in dlq] == ["out_of_range"] * 4
     messages = " | ".join(d["error_message"] for d in dlq)

@@ -20,7 +20,13 @@ from models.registry import ModelRegistry
 from models.spec import load_spec
 from models.training import train_family
 from tests.integration.streaming import CommittedReader, make_topics
-from tests.integration.workerproc import WorkerProcess, start_test_worker, wait_for, worker_env
+from tests.integration.workerproc import (
+    WorkerProcess,
+    start_test_worker,
+    stop_workers,
+    wait_for,
+    worker_env,
+)
 from workers.kafka_client import ClientName
 from workers.malformed import malformed_corpus
 from workers.producer import EventProducer, events_from_frame
@@ -93,8 +99,7 @@ def stream(
         "workers": workers,
         "group_id": group_id,
     }
-    for w in workers:
-        w.stop()
+    stop_workers(workers)
     reader.close()
 
 
@@ -145,7 +150,8 @@ def _wait_all(bootstrap: str, stream: dict[str, object], sent: int) -> None:
     reader: CommittedReader = stream["reader"]  # type: ignore[assignment]
     workers: list[WorkerProcess] = stream["workers"]  # type: ignore[assignment]
     try:
-        wait_for(lambda: _total(reader, topics, workers) >= sent, 180, "all events", poll=0.5)
+        # poll=0: each check's reader.poll() already waits up to 0.5 s for new records
+        wait_for(lambda: _total(reader, topics, workers) >= sent, 180, "all events", poll=0)
     except AssertionError:
         state = _group_state(bootstrap, stream["group_id"], topics.events)  # type: ignore[arg-type]
         raise AssertionError(

@@ -103,6 +103,7 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         seconds: float,
         tick: Callable[[float, int], None],
         tick_s: float,
+        id_prefix: bytes,
     ) -> tuple[int, float]:
         t = tick_s
         while t < seconds:
