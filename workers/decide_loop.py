@@ -183,6 +183,7 @@ class DecisionLoop:
         self.txn: _Transaction | None = None
         self.committed_batches = 0
         self._lag_at = 0.0
+        self._caught_up = False  # the last poll returned fewer records than it asked for
 
     # ------------------------------------------------------------------ clients
 
@@ -259,7 +260,9 @@ class DecisionLoop:
 
     def _run_once(self) -> None:
         assert self.consumer is not None
-        records = self.consumer.poll(self._poll_timeout_ms(), max(self.batcher.room(), 1))
+        asked = max(self.batcher.room(), 1)
+        records = self.consumer.poll(self._poll_timeout_ms(), asked)
+        self._caught_up = len(records) < asked
         if records:
             oldest = min(r.timestamp for r in records)
             self.batcher.add(records, waited=(time.time() * 1000.0 - oldest) / 1000.0)
@@ -290,6 +293,8 @@ class DecisionLoop:
         s = self.settings
         if s.transaction_max_events <= 0 or self._stop.is_set():
             return True  # one transaction per batch
+        if s.commit_when_caught_up and self._caught_up:
+            return True  # no backlog: a bigger transaction would only add latency
         return (
             len(self.txn.records) >= s.transaction_max_events
             or (time.monotonic() - self.txn.opened_at) * 1e3 >= s.transaction_max_ms

@@ -11,7 +11,10 @@ from workers.testing import FakeLogConsumer, FakeTxnProducer, loop_over, valid_e
 
 
 def _loop(
-    consumer: FakeLogConsumer, producer: FakeTxnProducer, txn_events: int = 120
+    consumer: FakeLogConsumer,
+    producer: FakeTxnProducer,
+    txn_events: int = 120,
+    when_caught_up: bool = True,
 ) -> DecisionLoop:
     loop: DecisionLoop = loop_over(
         consumer,
@@ -21,6 +24,7 @@ def _loop(
         transaction_max_events=txn_events,
         transaction_max_ms=60_000,
         transaction_timeout_ms=120_000,  # must outlast the longest transaction
+        commit_when_caught_up=when_caught_up,
     )
     return loop
 
@@ -49,6 +53,20 @@ def test_a_transaction_spans_batches_until_it_holds_enough_events() -> None:
     loop._shutdown()
     decided = _decided(producer)
     assert set(decided) == _expected(300, (0,)) and max(decided.values()) == 1
+
+
+def test_a_transaction_commits_at_once_when_the_loop_has_caught_up() -> None:
+    # 120 events, polls of up to 50: the third poll finds only 20, no backlog is left, so the
+    # open transaction commits now rather than wait for 5,000 events or 60 s
+    for when_caught_up, commits in ((True, 1), (False, 0)):
+        consumer = FakeLogConsumer({0: _events(120, 0)})
+        producer = FakeTxnProducer()
+        loop = _loop(consumer, producer, txn_events=5000, when_caught_up=when_caught_up)
+        for _ in range(3):
+            loop._run_once()
+        loop._settle()
+        assert producer.commits == commits, f"commit_when_caught_up={when_caught_up}"
+    assert producer.offsets == {}  # nothing committed without it: all still in the open one
 
 
 def test_one_transaction_per_batch_by_default() -> None:
