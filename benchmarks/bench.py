@@ -19,7 +19,8 @@ from workers.settings import Topics
 
 __all__ = ["Bench"]
 
-SOAK_IDS = "soak-"  # the soak pool's event id prefix (renamed per cycle: benchmarks.soak)
+SOAK_IDS = "soak-load-"  # the soak pool's event ids (renamed per cycle: benchmarks.soak); never
+# the warm-up burst's ("soak-<i>"): a claimed id is a duplicate, not a decision
 
 
 class Bench(PhaseRunner):
