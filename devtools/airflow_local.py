@@ -30,7 +30,7 @@ from typing import Any
 
 from models import paths
 
-__all__ = ["PASSWORD_FILE", "DagRunner", "airflow_env", "dag_test", "main", "migrate"]
+__all__ = ["PASSWORD_FILE", "DagRunner", "airflow_env", "main"]
 
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 DEFAULT_PORT = 18080
@@ -187,7 +187,7 @@ class DagRunner:
     given environment; the caller never imports Airflow. The child starts at once and, with
     ``migrate``, first does what ``airflow db migrate`` does, then parses the DAGs; meanwhile
     the caller can get on with other work. Airflow and the task code are imported once for all
-    the runs. Every run parses the DAG files afresh and runs as :func:`dag_test` does. The
+    the runs. Every run parses the DAG files afresh and runs ``dag.test()``. The
     child's output is appended to ``<AIRFLOW_HOME>/dag-test.log``; each result's ``log`` holds
     the part of it its run wrote. Use it as a context manager (or call :meth:`close`).
     """
@@ -291,28 +291,6 @@ class DagRunner:
         if self._replies >= 0:
             os.close(self._replies)
             self._replies = -1
-
-
-def migrate(env: dict[str, str]) -> None:
-    """``airflow db migrate`` in the env's AIRFLOW_HOME."""
-    airflow = _airflow_bin()
-    proc = subprocess.run(
-        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"airflow db migrate failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-        )
-
-
-def dag_test(env: dict[str, str], dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
-    """Run ``dag.test(run_conf=conf)`` in a child; return the run state and task states.
-
-    One run in a child of its own (the metadata DB must be migrated); :class:`DagRunner` runs
-    several in one child, migrating first.
-    """
-    with DagRunner(env, migrate=False) as runner:
-        return runner.run(dag_id, conf)
 
 
 if __name__ == "__main__":  # pragma: no cover - thin entry point

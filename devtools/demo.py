@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -57,7 +56,7 @@ from devtools.demo_stats import (
     offered_rate,
     run_dead_letters,
 )
-from devtools.launch import ChildProcess
+from devtools.launch import ChildProcess, stop_all
 from models import paths
 from workers.settings import SinkSettings, Topics
 
@@ -446,17 +445,8 @@ class Demo:
             self.summary["live_quality"] = json.loads(metrics[-1].read_text()).get("verdict")
 
     def stop_workers(self) -> None:
-        """Warm shutdown of every worker side by side: SIGTERM to all, then wait for each
-        (SIGKILL after 90 s), so none is rebalanced onto another's partitions on the way."""
-        for worker in self.workers:
-            if worker.proc.poll() is None:
-                worker.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 90
-        for worker in self.workers:
-            try:
-                worker.proc.wait(max(deadline - time.monotonic(), 0))
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        """Warm shutdown of every worker side by side (SIGKILL after 90 s)."""
+        stop_all(self.workers, 90)
         self.workers = []
 
     def close_clients(self) -> None:

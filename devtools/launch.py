@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from models import paths
 
-__all__ = ["ChildProcess", "free_port", "start_worker", "worker_command"]
+__all__ = ["ChildProcess", "free_port", "start_worker", "stop_all", "worker_command"]
 
 
 def free_port() -> int:
@@ -87,6 +88,23 @@ class ChildProcess:
                 self.proc.kill()
                 self.proc.wait(10)
         return self.proc.returncode
+
+
+def stop_all(children: Sequence[ChildProcess], timeout: float = 60) -> list[int | None]:
+    """:meth:`ChildProcess.stop` for every child, side by side: SIGTERM to all first (so no
+    worker is rebalanced onto another's partitions on its way out), then wait for each
+    (SIGKILL after ``timeout`` in all). Returns the exit codes."""
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.proc.wait(max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait(10)
+    return [child.proc.returncode for child in children]
 
 
 def start_worker(

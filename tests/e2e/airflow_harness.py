@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devtools.airflow_local import DagRunner, airflow_env, dag_test, migrate
+from devtools.airflow_local import DagRunner, airflow_env
 from devtools.launch import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,4 +33,4 @@ def make_env(tmp: Path, database_url: str, port: int | None = None) -> dict[str,
     return env
 
 
-__all__ = ["DagRunner", "dag_test", "free_port", "make_env", "migrate"]
+__all__ = ["DagRunner", "free_port", "make_env"]

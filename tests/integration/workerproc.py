@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from devtools.launch import ChildProcess, start_worker
+from devtools.launch import stop_all as stop_workers
 from workers.settings import Topics
 
 __all__ = ["WorkerProcess", "start_test_worker", "stop_workers", "wait_for", "worker_env"]
@@ -22,23 +21,6 @@ WorkerProcess = ChildProcess
 def start_test_worker(name: str, env: dict[str, str], log_dir: Path) -> ChildProcess:
     """A `celery worker --decide` on a batch-job queue nobody else uses."""
     return start_worker(name, env, log_dir, queue=f"test-{uuid.uuid4().hex[:8]}")
-
-
-def stop_workers(workers: list[ChildProcess], timeout: float = 60) -> list[int | None]:
-    """:meth:`ChildProcess.stop` for every worker, side by side: SIGTERM (Celery's warm
-    shutdown) to all first, then wait for each (SIGKILL after ``timeout``). Returns the exit
-    codes."""
-    for w in workers:
-        if w.proc.poll() is None:
-            w.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for w in workers:
-        try:
-            w.proc.wait(max(deadline - time.monotonic(), 0))
-        except subprocess.TimeoutExpired:
-            w.proc.kill()
-            w.proc.wait(10)
-    return [w.proc.returncode for w in workers]
 
 
 def worker_env(topics: Topics, group_id: str, registry: Path, **extra: str) -> dict[str, str]:
