@@ -262,7 +262,6 @@ class Bench(PhaseRunner):
         def start(topics: Topics, group: str) -> list[Child]:
             env = self._worker_env(topics, group, self.default)
             queue = self.run.name("peer-q")
-            self.run.queues.append(queue)
             worker = self.run.start(
                 f"{group}-worker",
                 [

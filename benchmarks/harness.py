@@ -373,7 +373,6 @@ class Run:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     topics: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
-    queues: list[str] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -440,7 +439,6 @@ class Run:
         """A real decision worker: ``decisionflow worker`` (Celery, pool solo, the decide
         loop on the client named by ``DECISIONFLOW_KAFKA_CLIENT`` in ``env``)."""
         queue = self.name(f"q-{name}")
-        self.queues.append(queue)
         return self.start(name, worker_command(name, queue), env)
 
     def stop_children(self) -> None:
