@@ -157,19 +157,45 @@ class DecodingPoller:
         return [RawRecord(tp[0], tp[1], offset, None, None, 0, error=error)]
 
 
-def _finish_lost_join(consumer: KafkaConsumer) -> None:
-    """Make the next ``poll`` finish a join that kafka-python 3.0.12 would otherwise lose.
+def _join_whole(consumer: KafkaConsumer, wait_ms: int) -> None:
+    """Make every group join of ``consumer`` complete inside the ``poll`` that starts it.
 
-    A rejoin the group leader starts because metadata changed (the first metadata after
-    subscribing always does) does not set the coordinator's ``rejoin_needed``. When ``poll``
-    times out while that JoinGroup/SyncGroup is in flight, the next ``poll`` sees nothing to
-    rejoin and never completes it: the member keeps its old partitions, sends no heartbeats
-    and is expelled a session later, and any member joining meanwhile waits until then.
-    Marking the rejoin as needed makes ``poll`` await the join in flight (or join afresh).
+    kafka-python 3.0.12 loses joins when ``poll`` times out while a JoinGroup/SyncGroup is in
+    flight, which short poll time-outs make common:
+
+    - a join that completes between two polls is thrown away (the next ``poll`` sees a
+      finished task and sends a fresh JoinGroup): one more rebalance round for every member,
+      a heartbeat interval each, and it can repeat;
+    - a rejoin the group leader starts because metadata changed (the first metadata after
+      subscribing always does) does not set ``rejoin_needed``: the next ``poll`` sees nothing
+      to rejoin and never completes it; the member keeps its old partitions, sends no
+      heartbeats and is expelled a session later, and a member joining meanwhile waits.
+
+    So a join waits up to ``wait_ms`` (a session) whatever the caller's time-out: a member
+    has no partitions while it rejoins, so nothing waits on it meanwhile. A join slower
+    than that is left in flight, and :func:`_resume_lost_join` sees that it is finished.
     """
-    coordinator: Any = getattr(consumer, "_coordinator", None)
-    if getattr(coordinator, "_join_task", None) is not None and not coordinator.need_rejoin():
-        coordinator.rejoin_needed = True
+    coordinator: Any = consumer._coordinator
+    ensure_active_group = coordinator.ensure_active_group
+
+    def patient(timeout_ms: int | None = None) -> bool:
+        wait = None if timeout_ms is None else max(timeout_ms, wait_ms)
+        joined: bool = ensure_active_group(timeout_ms=wait)
+        return joined
+
+    coordinator.ensure_active_group = patient
+
+
+def _resume_lost_join(consumer: KafkaConsumer) -> None:
+    """Mark a join left in flight as needed, so that the next ``poll`` awaits it.
+
+    The check holds the coordinator's lock, under which the I/O thread clears the flag when a
+    join completes (read unlocked, a join just finished could look lost).
+    """
+    coordinator: Any = consumer._coordinator
+    with coordinator._lock:
+        if coordinator._join_task is not None and not coordinator.need_rejoin():
+            coordinator.rejoin_needed = True
 
 
 class KafkaPythonConsumer:
@@ -211,10 +237,11 @@ class KafkaPythonConsumer:
             self._c.subscribe(topics)
         else:
             self._c.subscribe(topics, listener=_Listener(listener))
+        _join_whole(self._c, membership.session_timeout_ms)
         self._poller = DecodingPoller(self._c)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
-        _finish_lost_join(self._c)
+        _resume_lost_join(self._c)
         return self._poller.poll(timeout_ms, max_records)
 
     def assignment(self) -> set[TP]:
