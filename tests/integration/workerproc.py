@@ -35,6 +35,7 @@ def worker_env(topics: Topics, group_id: str, registry: Path, **extra: str) -> d
         "DECISIONFLOW_DEVICE": "cpu",
         "DECISIONFLOW_MAX_BATCH_SIZE": "500",
         "DECISIONFLOW_MAX_WAIT_MS": "50",
+        "DECISIONFLOW_DEDUPE_WINDOW_S": "3600",  # claims outlive the test, not by a day
         "PYTHONUNBUFFERED": "1",
         **topics.env(),
     }
