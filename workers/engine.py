@@ -238,8 +238,10 @@ class DecisionEngine:
         self._decide(events, BatchResult())
 
     def close(self) -> None:
-        """Release the scoring thread."""
+        """Release the scoring thread and the claim store's connections."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.idempotency is not None:
+            self.idempotency.close()
 
     # ------------------------------------------------------------------ steps
 

@@ -50,6 +50,10 @@ class Idempotency(Protocol):
         record), else the owner that holds it. Raises :class:`IdempotencyUnavailable`."""
         ...
 
+    def close(self) -> None:
+        """Release the store's connections (claims already made stay)."""
+        ...
+
 
 def owner_of(topic: str, partition: int, offset: int) -> str:
     """The claim owner naming one Kafka record."""
@@ -132,10 +136,11 @@ class MemoryIdempotency:
         self._window = window_s
         self._claims: dict[str, tuple[str, float]] = {}
         self.available = True
+        self.closed = False
 
     def claim(self, event_ids: Sequence[str], owners: Sequence[str]) -> list[str | None]:
         """See :meth:`Idempotency.claim`."""
-        if not self.available:
+        if not self.available or self.closed:
             raise IdempotencyUnavailable("claim store switched off")
         now = time.monotonic()
         out: list[str | None] = []
@@ -147,3 +152,7 @@ class MemoryIdempotency:
             else:
                 out.append(None if held[0] == owner else held[0])
         return out
+
+    def close(self) -> None:
+        """Refuse further claims, as a closed Redis store would fail them."""
+        self.closed = True

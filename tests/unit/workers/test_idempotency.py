@@ -112,3 +112,12 @@ def test_duplicates_are_counted_with_or_without_their_topic(topic: str) -> None:
     topics = WorkerSettings(_env_file=None, topics={"duplicates": topic or None}).topics
     written = [t for t, _, _ in result.records(topics)]
     assert written.count("decisions.duplicates") == (1 if topic else 0)
+
+
+def test_a_stopped_loop_releases_its_claim_store() -> None:
+    claims = MemoryIdempotency()
+    producer = FakeTxnProducer()
+    _run(_loop(FakeLogConsumer({0: [_event(i) for i in range(5)]}), producer, claims))
+
+    assert len(_out(producer, "decisions")) == 5
+    assert claims.closed
