@@ -135,7 +135,7 @@ dead_letters = Table(
     metadata,
     Column("source_topic", String(249), primary_key=True),
     Column("source_partition", Integer, primary_key=True),
-    Column("source_offset", Integer, primary_key=True),
+    Column("source_offset", BigInteger, primary_key=True),  # widened in place (_WIDENED)
     Column("reason", String(128), nullable=False),
     Column("stage", String(32), nullable=False),
     Column("error_class", String(128), nullable=False),
@@ -216,6 +216,28 @@ _UPGRADES: tuple[tuple[Table, str], ...] = (
 )
 
 
+# Integer columns that became BIGINT after a table's first release (a Kafka offset passes
+# 2**31 on a busy partition): ``create_schema`` widens them in place on PostgreSQL (SQLite's
+# INTEGER holds 64 bits already).
+_WIDENED: tuple[tuple[Table, str], ...] = ((dead_letters, "source_offset"),)
+
+
+def _widen(engine: Engine, table: Table, name: str) -> None:
+    """``ALTER COLUMN .. TYPE BIGINT`` when the column is narrower (PostgreSQL only)."""
+    if engine.dialect.name != "postgresql":
+        return
+    types = {c["name"]: c["type"] for c in inspect(engine).get_columns(table.name)}
+    if isinstance(types.get(name), BigInteger):
+        return
+    quote = engine.dialect.identifier_preparer
+    ddl = (
+        f"ALTER TABLE {quote.format_table(table)} "
+        f"ALTER COLUMN {quote.format_column(table.c[name])} TYPE BIGINT"
+    )
+    with engine.begin() as conn:
+        conn.execute(text(ddl))
+
+
 def _columns(engine: Engine, table: Table) -> set[str]:
     return {c["name"] for c in inspect(engine).get_columns(table.name)}
 
@@ -238,11 +260,14 @@ def _add_column(engine: Engine, table: Table, name: str) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every missing table and add columns newer than an existing table (idempotent)."""
+    """Create every missing table, add columns newer than an existing table and widen the
+    columns that grew (idempotent)."""
     metadata.create_all(engine, checkfirst=True)
     for table, name in _UPGRADES:
         if name not in _columns(engine, table):
             _add_column(engine, table, name)
+    for table, name in _WIDENED:
+        _widen(engine, table, name)
 
 
 # ------------------------------------------------------------------------------ writing
