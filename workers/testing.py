@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from decisioning.contracts import Decision
+from decisioning.contracts import DeadLetter, Decision
 from models.spec import FeatureSpec, load_spec
 from workers.kafka_client import (
     TP,
@@ -281,6 +281,24 @@ def sample_decision(i: int, at: datetime | None = None) -> Decision:
         event_time=now,
         decided_at=now,
         latency_ms=1.0,
+    )
+
+
+def sample_dead_letter(
+    offset: int, message: str = "boom", at: datetime | None = None
+) -> DeadLetter:
+    """A dead letter of an invalid-JSON record at ``events[0]@offset`` (sink and store tests)."""
+    return DeadLetter(
+        reason="invalid_json",
+        error_class="InvalidJsonError",
+        error_message=message,
+        stage="decode",
+        source_topic="events",
+        source_partition=0,
+        source_offset=offset,
+        raw="e30=",
+        raw_size=2,
+        failed_at=at or datetime.now(UTC),
     )
 
 

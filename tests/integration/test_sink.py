@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 from sqlalchemy import Engine, text
 
-from decisioning.contracts import DeadLetter, Decision
+from decisioning.contracts import Decision
 from models.spec import load_spec
 from storage import store
 from tests.integration.streaming import make_topics
 from workers.settings import SinkSettings
 from workers.sink import DecisionSink, publish_outcomes, retry_quarantined
-from workers.testing import sample_decision, valid_event
+from workers.testing import sample_dead_letter, sample_decision, valid_event
 
 
 def _decision(i: int) -> Decision:
@@ -66,22 +65,7 @@ def test_sink_lands_every_record_once_even_when_replayed(
 
 
 def _dead_letter(offset: int, message: str) -> bytes:
-    return (
-        DeadLetter(
-            reason="invalid_json",
-            error_class="InvalidJsonError",
-            error_message=message,
-            stage="decode",
-            source_topic="events",
-            source_partition=0,
-            source_offset=offset,
-            raw="e30=",
-            raw_size=2,
-            failed_at=datetime.now(UTC),
-        )
-        .model_dump_json()
-        .encode()
-    )
+    return sample_dead_letter(offset, message).model_dump_json().encode()
 
 
 def test_rows_postgresql_refuses_are_quarantined_and_the_rest_lands(

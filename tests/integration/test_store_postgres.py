@@ -8,23 +8,13 @@ from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, Table, ins
 
 from decisioning.contracts import DeadLetter
 from storage import store
+from workers.testing import sample_dead_letter
 
 FAR = 3_000_000_000  # an offset a busy partition reaches: beyond a 32-bit INTEGER
 
 
 def _dead_letter(offset: int) -> DeadLetter:
-    return DeadLetter(
-        reason="invalid_json",
-        error_class="InvalidJsonError",
-        error_message="boom",
-        stage="decode",
-        source_topic="events",
-        source_partition=0,
-        source_offset=offset,
-        raw="e30=",
-        raw_size=2,
-        failed_at=datetime(2026, 12, 4, tzinfo=UTC),
-    )
+    return sample_dead_letter(offset, at=datetime(2026, 12, 4, tzinfo=UTC))
 
 
 def _stored_offsets(engine: Engine) -> list[int]:

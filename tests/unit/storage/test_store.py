@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Engine, MetaData, Table, insert, inspect
 
-from decisioning.contracts import DeadLetter, Decision, Event, Outcome
+from decisioning.contracts import Decision, Event, Outcome
 from models.spec import load_spec
 from storage import store
 from storage.store import QuarantinedRecord
+from workers.testing import sample_dead_letter
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 SPEC = load_spec("credit_data")
@@ -96,18 +97,7 @@ def test_writes_are_idempotent_on_their_keys(engine: Engine) -> None:
 
 
 def test_dead_letters_are_keyed_by_source_position(engine: Engine) -> None:
-    dl = DeadLetter(
-        reason="invalid_json",
-        error_class="InvalidJsonError",
-        error_message="boom",
-        stage="decode",
-        source_topic="events",
-        source_partition=0,
-        source_offset=7,
-        raw="e30=",
-        raw_size=2,
-        failed_at=T0,
-    )
+    dl = sample_dead_letter(7, at=T0)
     with engine.begin() as conn:
         assert store.write_dead_letters(conn, [dl, dl]) == 1
         assert store.write_dead_letters(conn, [dl.model_copy(update={"source_offset": 8})]) == 1

@@ -28,13 +28,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DataError, OperationalError
 
-from decisioning.contracts import DeadLetter, Outcome
+from decisioning.contracts import Outcome
 from storage import store
 from workers.cli import cli
 from workers.kafka_client import TP, Consumer, Offsets, RawRecord
 from workers.settings import SinkSettings
 from workers.sink import DecisionSink, is_data_error, retry_quarantined, stop_on_signals
-from workers.testing import sample_decision, valid_event
+from workers.testing import sample_dead_letter, sample_decision, valid_event
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -101,22 +101,8 @@ def _decision(i: int) -> bytes:
 
 
 def _dead_letter(source_offset: int) -> bytes:
-    return (
-        DeadLetter(
-            reason="invalid_json",
-            error_class="InvalidJsonError",
-            error_message="boom",
-            stage="decode",
-            source_topic="events",
-            source_partition=0,
-            source_offset=source_offset,
-            raw="e30=",
-            raw_size=2,
-            failed_at=datetime(2026, 12, 1, tzinfo=UTC),
-        )
-        .model_dump_json()
-        .encode()
-    )
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    return sample_dead_letter(source_offset, at=at).model_dump_json().encode()
 
 
 def _count(engine: Engine, table: str) -> int:
