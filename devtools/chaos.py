@@ -184,6 +184,7 @@ class Producer:
                     p.poll(0)
         for p in (self._plain, *self._codecs.values()):
             p.flush(60)
+            p.close()  # else they log connection errors for every broker once the stack stops
         self.done.set()
 
     def _send(
