@@ -6,6 +6,7 @@ backends (confluent-kafka and kafka-python)."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -123,6 +124,11 @@ def _assert_exactly_once(reader: CommittedReader, topics: Topics, n_events: int)
     assert all(d["reason"] and d["error_message"] for d in dlq)
 
 
+def _owns_partitions(worker: WorkerProcess) -> bool:
+    """The worker has logged an assignment of at least one partition."""
+    return re.search(r"partitions assigned: \[\d", worker.log_text()) is not None
+
+
 def _logs(stream: dict[str, object]) -> str:
     return "\n".join(w.log_text()[-3000:] for w in stream["workers"])  # type: ignore[attr-defined]
 
@@ -191,6 +197,11 @@ def test_sigkill_one_worker_mid_stream(bootstrap: str, stream: dict[str, object]
         "a quarter decided",
         poll=0.2,
     )
+    # kill once the group has settled: a static member killed between the two rounds of a
+    # cooperative rebalance leaves the partitions it was giving up unowned until the next
+    # rebalance (a known limitation, docs/reliability.md), which is not what this tests
+    workers: list[WorkerProcess] = stream["workers"]  # type: ignore[assignment]
+    wait_for(lambda: all(map(_owns_partitions, workers)), 60, "both workers own partitions", 0.2)
     w1.kill()
     assert _total(reader, topics, stream["workers"]) < sent_total, "too late to kill mid-stream"
     start(w1.name.rsplit("-", 1)[0])  # restarted under the same name: fences the dead one
