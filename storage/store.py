@@ -222,12 +222,16 @@ _UPGRADES: tuple[tuple[Table, str], ...] = (
 _WIDENED: tuple[tuple[Table, str], ...] = ((dead_letters, "source_offset"),)
 
 
+def _columns(engine: Engine, table: Table) -> dict[str, Any]:
+    """The table's columns as the database has them: name -> SQLAlchemy type."""
+    return {c["name"]: c["type"] for c in inspect(engine).get_columns(table.name)}
+
+
 def _widen(engine: Engine, table: Table, name: str) -> None:
     """``ALTER COLUMN .. TYPE BIGINT`` when the column is narrower (PostgreSQL only)."""
     if engine.dialect.name != "postgresql":
         return
-    types = {c["name"]: c["type"] for c in inspect(engine).get_columns(table.name)}
-    if isinstance(types.get(name), BigInteger):
+    if isinstance(_columns(engine, table).get(name), BigInteger):
         return
     quote = engine.dialect.identifier_preparer
     ddl = (
@@ -236,10 +240,6 @@ def _widen(engine: Engine, table: Table, name: str) -> None:
     )
     with engine.begin() as conn:
         conn.execute(text(ddl))
-
-
-def _columns(engine: Engine, table: Table) -> set[str]:
-    return {c["name"] for c in inspect(engine).get_columns(table.name)}
 
 
 def _add_column(engine: Engine, table: Table, name: str) -> None:
