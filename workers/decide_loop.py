@@ -20,6 +20,7 @@ import numpy as np
 from workers import metrics
 from workers.batcher import MicroBatcher
 from workers.engine import BatchResult, DecisionEngine
+from workers.group_watch import GroupWatch
 from workers.idempotency import IdempotencyUnavailable
 from workers.kafka_client import (
     TP,
@@ -174,6 +175,7 @@ class DecisionLoop:
         # transaction opens once it has committed. kafka-python commits in Python: no gain.
         self.pipelined = settings.pipeline_commits and settings.kafka_client == "confluent"
         self.inflight: _InFlight | None = None
+        self.group_watch: GroupWatch | None = None
         self.tracker.before_revoke = self._wait_inflight
         self.batcher: MicroBatcher[RawRecord] = MicroBatcher(
             settings.max_batch_size, settings.max_wait_ms
@@ -232,6 +234,11 @@ class DecisionLoop:
     def run(self) -> None:
         """Consume and decide until stopped. Broker outages are retried with back-off."""
         backoff = 0.5
+        s = self.settings
+        if self.cooperative and s.group_check_s > 0:
+            self.group_watch = GroupWatch(
+                s.kafka, s.group_id, s.topics.events, s.group_check_s, flow=self.flow
+            ).start()
         while not self._stop.is_set():
             try:
                 if self.producer is None:
@@ -361,6 +368,8 @@ class DecisionLoop:
             except ClientError:
                 log.warning("could not finish the last batch; its events will be re-read")
         self._reset_clients()
+        if self.group_watch is not None:
+            self.group_watch.stop()
         self.engine.close()
         log.info("decision loop stopped after %d batches", self.committed_batches)
 

@@ -154,6 +154,17 @@ LAG = Gauge(
     "Records between the worker's position and the log end, per partition.",
     ["flow", "partition"],
 )
+GROUP_UNOWNED = Gauge(
+    "decisionflow_group_unowned_partitions",
+    "Partitions of the events topic no member of the worker's group owns, at the last group "
+    "check (cooperative groups; see workers/group_watch.py).",
+    ["flow"],
+)
+GROUP_REBALANCES_FORCED = Counter(
+    "decisionflow_group_rebalances_forced",
+    "Rebalances a worker forced because partitions stayed unowned in a settled group.",
+    ["flow"],
+)
 TRANSACTIONS = Counter("decisionflow_transactions", "Kafka transactions.", ["flow", "result"])
 MODEL_INFO = Info("decisionflow_model", "The model and policy deciding now.", ["flow"])
 SINK_QUARANTINED = Counter(

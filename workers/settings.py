@@ -279,6 +279,10 @@ class WorkerSettings(_Base):
     # partitions revoked, then reassigned). All workers of a group must agree: switching a
     # running group takes a full stop.
     cooperative_rebalancing: bool = True
+    # A cooperative group is checked this often (0: never) for partitions no member owns, as a
+    # static member killed between the two rounds of a rebalance leaves them; when the same
+    # ones stay unowned over two checks, the worker forces a rebalance (workers/group_watch.py).
+    group_check_s: float = Field(default=10.0, ge=0)
     # Pipelined commits (confluent client): a transaction commits on a thread of its own while
     # the loop decides the next batch, which opens the next transaction once the commit is
     # through. Off: the loop waits for each commit (flush + offsets + commit round trips).

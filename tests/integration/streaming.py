@@ -58,6 +58,20 @@ def make_topics(make_topic: Callable[..., str], partitions: int = 4) -> Topics:
     )
 
 
+def loop_settings(topics: Topics, group_id: str, **overrides: Any) -> WorkerSettings:
+    """Settings of a test decision loop: small batches, no event-id claims, the group's name
+    as transactional id prefix (``overrides`` win)."""
+    base: dict[str, Any] = dict(
+        topics=topics,
+        group_id=group_id,
+        transactional_id_prefix=group_id,
+        max_batch_size=100,
+        max_wait_ms=20,
+        dedupe_window_s=0,
+    )
+    return WorkerSettings(**{**base, **overrides})
+
+
 def read_committed(bootstrap: str, topic: str, idle_ms: int = 3000) -> list[dict[str, Any]]:
     """Every committed record of ``topic`` (read_committed), parsed as JSON."""
     return [json.loads(r.value) for r in read_topic(bootstrap, topic, idle_ms) if r.value]

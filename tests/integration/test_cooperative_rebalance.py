@@ -10,26 +10,18 @@ from tests.integration.streaming import (
     SteadyProducer,
     assert_decided_once,
     deciding,
+    loop_settings,
     make_topics,
 )
 from tests.integration.workerproc import wait_for
 from workers.kafka_client import TP
-from workers.settings import WorkerSettings
 
 
 def test_joining_and_leaving_move_only_the_partitions_that_change_owner(
     bootstrap: str, make_topic: Callable[..., str], group_id: str
 ) -> None:
     topics = make_topics(make_topic, partitions=4)
-    settings = WorkerSettings(
-        topics=topics,
-        group_id=group_id,
-        transactional_id_prefix=group_id,
-        kafka_client="confluent",
-        max_batch_size=100,
-        max_wait_ms=20,
-        dedupe_window_s=0,
-    )
+    settings = loop_settings(topics, group_id, kafka_client="confluent")
     producer = SteadyProducer(bootstrap, topics.events)
     revoked: list[TP] = []
     try:

@@ -11,9 +11,8 @@ from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
 from decisioning.flow import parse_flow
-from tests.integration.streaming import CommittedReader, deciding, make_topics
+from tests.integration.streaming import CommittedReader, deciding, loop_settings, make_topics
 from tests.integration.workerproc import wait_for
-from workers.settings import WorkerSettings
 from workers.testing import valid_event
 
 
@@ -33,14 +32,7 @@ def test_two_flows_in_one_process_keep_their_events_decisions_and_metrics_apart(
     bootstrap: str, make_topic: Callable[..., str], group_id: str
 ) -> None:
     credit_topics, other_topics = make_topics(make_topic), make_topics(make_topic)
-    base = WorkerSettings(
-        topics=credit_topics,
-        group_id=group_id,
-        transactional_id_prefix=group_id,
-        max_batch_size=100,
-        max_wait_ms=20,
-        dedupe_window_s=0,
-    )
+    base = loop_settings(credit_topics, group_id)
     credit = base.for_flow(parse_flow({"name": "t_credit", "spec": "s", "policy": "credit_v1"}))
     other = base.for_flow(
         parse_flow(

@@ -11,26 +11,18 @@ from tests.integration.streaming import (
     SteadyProducer,
     assert_decided_once,
     deciding,
+    loop_settings,
     make_topics,
 )
 from tests.integration.workerproc import wait_for
 from workers.kafka_client import TP, ClientName
-from workers.settings import WorkerSettings
 
 
 def test_a_restarted_worker_takes_its_partitions_back_without_a_rebalance(
     bootstrap: str, make_topic: Callable[..., str], group_id: str, kafka_client: ClientName
 ) -> None:
     topics = make_topics(make_topic, partitions=4)
-    settings = WorkerSettings(
-        topics=topics,
-        group_id=group_id,
-        transactional_id_prefix=group_id,
-        kafka_client=kafka_client,
-        max_batch_size=100,
-        max_wait_ms=20,
-        dedupe_window_s=0,
-    )
+    settings = loop_settings(topics, group_id, kafka_client=kafka_client)
     producer = SteadyProducer(bootstrap, topics.events)
     revoked: list[TP] = []
     try:
