@@ -27,7 +27,14 @@ from typing import Any
 from workers import metrics
 from workers.settings import KafkaSettings
 
-__all__ = ["GroupView", "GroupWatch", "StallDetector", "describe_group", "force_rebalance"]
+__all__ = [
+    "GroupView",
+    "GroupWatch",
+    "StallDetector",
+    "admin_client",
+    "describe_group",
+    "force_rebalance",
+]
 
 log = logging.getLogger(__name__)
 _ASSIGNOR = "cooperative-sticky"
@@ -65,14 +72,17 @@ class StallDetector:
         return True
 
 
-def describe_group(
-    kafka: KafkaSettings, group_id: str, topic: str, timeout_s: float = 10.0
-) -> GroupView:
-    """The group's view of ``topic`` (confluent AdminClient; raises KafkaException)."""
-    from confluent_kafka import ConsumerGroupState
+def admin_client(kafka: KafkaSettings) -> Any:
+    """A confluent AdminClient for :func:`describe_group`."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(kafka.confluent_options())
+    return AdminClient(kafka.confluent_options())
+
+
+def describe_group(admin: Any, group_id: str, topic: str, timeout_s: float = 10.0) -> GroupView:
+    """The group's view of ``topic`` (``admin``: :func:`admin_client`; raises KafkaException)."""
+    from confluent_kafka import ConsumerGroupState
+
     meta = admin.list_topics(topic, timeout=timeout_s).topics[topic]
     if meta.error is not None:
         raise RuntimeError(f"topic {topic!r}: {meta.error}")
@@ -139,7 +149,14 @@ class GroupWatch:
         self.interval_s = interval_s
         self.flow = flow
         self.forced = 0
-        self._describe = describe or (lambda: describe_group(kafka, group_id, topic))
+        self._admin: Any = None  # made on the watch's thread, at its first check
+
+        def describe_here() -> GroupView:
+            if self._admin is None:
+                self._admin = admin_client(kafka)
+            return describe_group(self._admin, group_id, topic)
+
+        self._describe = describe or describe_here
         self._rebalance = rebalance or (lambda: force_rebalance(kafka, group_id, topic))
         self._detector = StallDetector()
         self._stop = threading.Event()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.integration.streaming import deciding, loop_settings, make_topics
 from tests.integration.workerproc import wait_for
-from workers.group_watch import GroupView, describe_group
+from workers.group_watch import GroupView, admin_client, describe_group
 from workers.settings import KafkaSettings
 
 MEMBER = Path(__file__).with_name("static_member.py")
@@ -62,8 +62,10 @@ def test_partitions_left_unowned_by_a_restarted_static_member_are_handed_out_aga
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     settings = loop_settings(topics, group_id, kafka_client="confluent", group_check_s=3)
 
+    admin = admin_client(kafka)
+
     def view() -> GroupView:
-        return describe_group(kafka, group_id, topics.events)
+        return describe_group(admin, group_id, topics.events)
 
     with _member(bootstrap, group_id, topics.events, die_on_revoke=True) as first:
         assert first.next_assignment() == {0, 1, 2, 3}
