@@ -136,9 +136,16 @@ class ConfluentConsumer:
         return 0 if meta is None or meta.error is not None else len(meta.partitions)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
-        msgs: list[Message] = _call(
-            lambda: self._c.consume(num_messages=max_records, timeout=timeout_ms / 1000.0)
-        )
+        consume = self._c.consume
+        msgs: list[Message] = _call(lambda: consume(num_messages=max_records, timeout=0))
+        if not msgs and timeout_ms > 0:
+            # consume() waits for max_records or the whole time-out, so an idle worker would
+            # hold the first record that arrives for the whole time-out: wake on the first one
+            first = _call(lambda: self._c.poll(timeout_ms / 1000.0))
+            if first is not None:
+                msgs = [first]
+                if max_records > 1:
+                    msgs += _call(lambda: consume(num_messages=max_records - 1, timeout=0))
         out: list[RawRecord] = []
         append = out.append
         failed: list[int] = []  # where in ``out`` the undecodable records are
