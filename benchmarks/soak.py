@@ -55,7 +55,11 @@ def paced_stream(
 
     if not pool:
         raise ValueError("empty event pool")
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "enable.idempotence": True})
+    from benchmarks.harness import PACE_LINGER_MS, PACE_TICK_S
+
+    p = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": PACE_LINGER_MS, "enable.idempotence": True}
+    )
     p.list_topics(topic, timeout=30)
     t0 = time.perf_counter()
     next_tick = tick_s
@@ -79,7 +83,7 @@ def paced_stream(
             next_tick += tick_s
         wait = t0 + sent / rate - time.perf_counter()
         if wait > 0:
-            time.sleep(min(wait, 0.005))
+            time.sleep(max(min(wait, 0.005), PACE_TICK_S))  # as paced_produce
     elapsed = time.perf_counter() - t0
     p.flush(30)
     return sent, sent / elapsed if elapsed > 0 else float("nan")
