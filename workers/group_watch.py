@@ -10,9 +10,9 @@ events wait, possibly for days.
 :class:`GroupWatch` checks the group every ``interval_s`` on a thread of its own (admin
 requests only, nothing on the decision path). When the group is stable with the same
 partitions unowned on two checks in a row, it forces a rebalance: a throwaway member without
-an instance id joins the group and leaves at once (both start a rebalance; it never fetches
-or commits). Nothing is decided twice: the new owner reads from the committed offsets, and a
-commit under the old generation is fenced.
+an instance id joins the group and leaves at once (both start a rebalance; it decides and
+commits nothing). Nothing is decided twice: the new owner reads from the committed offsets, and
+a commit under the old generation is fenced.
 """
 
 from __future__ import annotations
