@@ -29,8 +29,8 @@ def test_poll_returns_the_first_record_as_soon_as_it_arrives(
 
         def send_later() -> None:
             time.sleep(1.0)
+            sent_at.append(time.monotonic())  # before the send: the record may be read first
             producer.send(topic, b"first").get(timeout=10)
-            sent_at.append(time.monotonic())
 
         threading.Thread(target=send_later, daemon=True).start()
         got: list[RawRecord] = []
