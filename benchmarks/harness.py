@@ -198,6 +198,13 @@ PACE_TICK_S = 0.002
 PACE_LINGER_MS = 5
 
 
+def pace(wait_s: float) -> None:
+    """Sleep until the next event is due (``wait_s`` from now), at least a tick, at most 5 ms;
+    nothing when it is already due."""
+    if wait_s > 0:
+        time.sleep(max(min(wait_s, 0.005), PACE_TICK_S))
+
+
 def paced_produce(
     bootstrap: str,
     topic: str,
@@ -238,10 +245,7 @@ def paced_produce(
             send(*events[i])
             i += 1
         serve()
-        nxt = t0 + i / rate
-        wait = nxt - time.perf_counter()
-        if wait > 0:
-            time.sleep(max(min(wait, 0.005), PACE_TICK_S))
+        pace(t0 + i / rate - time.perf_counter())
     elapsed = time.perf_counter() - t0
     flush()
     return t0, n / elapsed if elapsed > 0 else float("nan")

@@ -55,7 +55,7 @@ def paced_stream(
 
     if not pool:
         raise ValueError("empty event pool")
-    from benchmarks.harness import PACE_LINGER_MS, PACE_TICK_S
+    from benchmarks.harness import PACE_LINGER_MS, pace
 
     p = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": PACE_LINGER_MS, "enable.idempotence": True}
@@ -81,9 +81,7 @@ def paced_stream(
         if elapsed >= next_tick:
             tick(elapsed, sent)
             next_tick += tick_s
-        wait = t0 + sent / rate - time.perf_counter()
-        if wait > 0:
-            time.sleep(max(min(wait, 0.005), PACE_TICK_S))  # as paced_produce
+        pace(t0 + sent / rate - time.perf_counter())
     elapsed = time.perf_counter() - t0
     p.flush(30)
     return sent, sent / elapsed if elapsed > 0 else float("nan")

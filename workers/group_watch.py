@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_ASSIGNOR = "cooperative-sticky"
 
 
 @dataclass(frozen=True)
@@ -106,12 +105,14 @@ def force_rebalance(
     hand every partition to a live member. Returns what the throwaway member was given."""
     from confluent_kafka import Consumer
 
+    from workers.kafka_confluent import COOPERATIVE_ASSIGNOR
+
     given: list[list[int]] = []
     consumer = Consumer(
         {
             **kafka.confluent_options(),
             "group.id": group_id,
-            "partition.assignment.strategy": _ASSIGNOR,  # the group's protocol
+            "partition.assignment.strategy": COOPERATIVE_ASSIGNOR,  # the group's protocol
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
         }
@@ -149,14 +150,9 @@ class GroupWatch:
         self.interval_s = interval_s
         self.flow = flow
         self.forced = 0
+        self._kafka = kafka
         self._admin: Any = None  # made on the watch's thread, at its first check
-
-        def describe_here() -> GroupView:
-            if self._admin is None:
-                self._admin = admin_client(kafka)
-            return describe_group(self._admin, group_id, topic)
-
-        self._describe = describe or describe_here
+        self._describe = describe or self._describe_group
         self._rebalance = rebalance or (lambda: force_rebalance(kafka, group_id, topic))
         self._detector = StallDetector()
         self._stop = threading.Event()
@@ -199,6 +195,11 @@ class GroupWatch:
         self.forced += 1
         metrics.GROUP_REBALANCES_FORCED.labels(self.flow).inc()
         return True
+
+    def _describe_group(self) -> GroupView:
+        if self._admin is None:
+            self._admin = admin_client(self._kafka)
+        return describe_group(self._admin, self.group_id, self.topic)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

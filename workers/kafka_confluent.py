@@ -33,11 +33,12 @@ from workers.kafka_client import (
 )
 from workers.settings import KafkaSettings
 
-__all__ = ["DATA_ERRORS", "ConfluentConsumer", "ConfluentProducer"]
+__all__ = ["COOPERATIVE_ASSIGNOR", "DATA_ERRORS", "ConfluentConsumer", "ConfluentProducer"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _TIMEOUT_S = 30.0
+COOPERATIVE_ASSIGNOR = "cooperative-sticky"  # incremental rebalancing (KIP-429)
 DATA_ERRORS = frozenset(
     {
         KafkaError._BAD_COMPRESSION,  # decompression failed
@@ -84,7 +85,7 @@ class ConfluentConsumer:
         self._sought: dict[TP, int] = {}  # seek targets no record has been read from yet
         static = {"group.instance.id": membership.instance_id} if membership.instance_id else {}
         if membership.cooperative:
-            static["partition.assignment.strategy"] = "cooperative-sticky"
+            static["partition.assignment.strategy"] = COOPERATIVE_ASSIGNOR
         self._c = Consumer(
             {
                 **static,
