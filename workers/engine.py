@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +43,7 @@ from workers.settings import Topics
 __all__ = ["BatchResult", "DecisionEngine", "Emitted", "RawRecord", "ScoringModel"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+Explain = Callable[[npt.NDArray[np.intp]], npt.NDArray[np.float64]]
 
 
 class Scored(Protocol):
@@ -183,6 +183,11 @@ class DecisionEngine:
         if challenger is not None or challenger_policy is not None:
             self.challenger = _Variant(challenger or champion, challenger_policy or policy)
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self._claims_pool = (
+            cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="claims")
+            if idempotency is not None
+            else None
+        )
 
     # ------------------------------------------------------------------ public
 
@@ -208,20 +213,24 @@ class DecisionEngine:
         for i, exc in decoded.errors:  # each error names its reason and stage
             result.dlq.append(dead_letter_of(records[i], exc))
         events, rows = decoded.columns, list(decoded.ok)
-        if len(events) and self.idempotency is not None:
-            events, rows = self._drop_duplicates(records, events, rows, result)
         if not len(events):
             return result
-        try:
-            self._decide(events, result)
-        except Exception:  # a bug or a model crash: isolate the culprit records
-            log.exception("batch of %d failed; deciding one by one", len(events))
-            result.live, result.shadow_out = Emitted(), Emitted()
-            for row, i in enumerate(rows):
-                try:
-                    self._decide(events.take([row]), result)
-                except Exception as exc:
-                    result.dlq.append(dead_letter_of(records[i], exc, "decide"))
+        # the claims' round trip to the store overlaps the deciding: every row is decided, and
+        # in the rare batch that holds duplicates the first-claimed rows are decided again
+        claims = (
+            self._claims_pool.submit(self._claim, records, events, rows)
+            if self._claims_pool
+            else None
+        )
+        decided = self._decide_rows(records, events, rows)
+        if claims is not None:
+            keep = self._drop_duplicates(claims.result(), events, result)
+            if len(keep) < len(rows):
+                events, rows = events.take(keep), [rows[r] for r in keep]
+                decided = self._decide_rows(records, events, rows) if rows else BatchResult()
+        result.live, result.shadow_out = decided.live, decided.shadow_out
+        result.dlq += decided.dlq
+        result.score_seconds += decided.score_seconds
         return result
 
     def warm_up(self, rows: int = 64) -> None:
@@ -238,34 +247,56 @@ class DecisionEngine:
         self._decide(events, BatchResult())
 
     def close(self) -> None:
-        """Release the scoring thread and the claim store's connections."""
+        """Release the scoring and claims threads and the claim store's connections."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._claims_pool is not None:
+            self._claims_pool.shutdown(wait=True, cancel_futures=True)
         if self.idempotency is not None:
             self.idempotency.close()
 
     # ------------------------------------------------------------------ steps
 
-    def _drop_duplicates(
-        self,
-        records: Sequence[RawRecord],
-        events: EventColumns,
-        rows: list[int],
-        result: BatchResult,
-    ) -> tuple[EventColumns, list[int]]:
-        """Claim every event id; events whose id another record holds become duplicates."""
+    def _claim(
+        self, records: Sequence[RawRecord], events: EventColumns, rows: list[int]
+    ) -> tuple[list[str], list[str | None]]:
+        """Claim every event id (on the claims thread): the owners and who held each first."""
         assert self.idempotency is not None
         owners = [owner_of(records[i].topic, records[i].partition, records[i].offset) for i in rows]
-        held = self.idempotency.claim(events.event_id, owners)
-        keep = [r for r, first in enumerate(held) if first is None]
-        if len(keep) == len(rows):
-            return events, rows
+        return owners, self.idempotency.claim(events.event_id, owners)
+
+    def _drop_duplicates(
+        self,
+        claimed: tuple[list[str], list[str | None]],
+        events: EventColumns,
+        result: BatchResult,
+    ) -> list[int]:
+        """The rows whose event id this batch claimed first; the others become duplicates."""
+        owners, held = claimed
         now = time.time()
         for r, first in enumerate(held):
             if first is not None:
                 result.duplicates.append(
                     DuplicateEvent(events.event_id[r], events.entity_id[r], first, owners[r], now)
                 )
-        return events.take(keep), [rows[r] for r in keep]
+        return [r for r, first in enumerate(held) if first is None]
+
+    def _decide_rows(
+        self, records: Sequence[RawRecord], events: EventColumns, rows: list[int]
+    ) -> BatchResult:
+        """Decide ``events`` (``rows``: their records); a batch that fails is decided one by
+        one, and the events that still fail become dead letters."""
+        result = BatchResult()
+        try:
+            self._decide(events, result)
+        except Exception:  # a bug or a model crash: isolate the culprit records
+            log.exception("batch of %d failed; deciding one by one", len(events))
+            result = BatchResult()
+            for row, i in enumerate(rows):
+                try:
+                    self._decide(events.take([row]), result)
+                except Exception as exc:
+                    result.dlq.append(dead_letter_of(records[i], exc, "decide"))
+        return result
 
     def _decide(self, events: EventColumns, result: BatchResult) -> None:
         """Decide ``events``; ``result`` is only extended once everything succeeded."""
@@ -306,17 +337,7 @@ class DecisionEngine:
     ) -> tuple[Emitted, DecisionColumns, Scored | None]:
         """Score, decide and serialise ``events`` under ``variant``; the rows of
         ``live_mask`` (all when None) are emitted as live decisions."""
-        t0 = time.perf_counter()
-        scored = self._score(variant, events)
-        result.score_seconds += time.perf_counter() - t0
-        parts = decide_columns(
-            variant.policy,
-            events.features,
-            events.entity_id,
-            scored.scores if scored is not None else None,
-            self._explainer(scored),
-            self.spec.feature_names,
-        )
+        scored, parts = self._score_and_decide(variant, events, result)
         if live_mask is not None and not live_mask.all():
             rows = np.flatnonzero(live_mask).tolist()
             events, live_parts = events.take(rows), parts.take(rows)
@@ -355,49 +376,72 @@ class DecisionEngine:
             latency_ms=[(decided_at - t).total_seconds() * 1000.0 for t in events.event_time],
         )
 
-    def _score(self, variant: _Variant, events: EventColumns) -> Scored | None:
-        """The scored batch, or None when the model is absent, fails or is too slow: the
-        policy then takes its model-unavailable decision."""
+    def _score_and_decide(
+        self, variant: _Variant, events: EventColumns, result: BatchResult
+    ) -> tuple[Scored | None, DecisionColumns]:
+        """Score ``events`` and take the policy's decisions, explaining the rows it wants
+        explained: on the scoring thread, in one hand-off, bounded by the scoring timeout.
+
+        A model that fails, stalls or returns non-finite scores gets the policy's
+        model-unavailable decisions; one that fails or stalls while explaining keeps its
+        scores, and the rows it was explaining get their band's reason instead.
+        """
+        policy, names = variant.policy, self.spec.feature_names
+
+        def decide(scored: Scored | None, explain: Explain | None) -> DecisionColumns:
+            scores = None if scored is None else scored.scores
+            return decide_columns(policy, events.features, events.entity_id, scores, explain, names)
+
         model = variant.model
         if model is None:
-            return None
-        method = variant.policy.reasons
+            return None, decide(None, None)
+        t0 = time.perf_counter()
+        scoring: list[tuple[Scored | None, float]] = []  # the thread's scores, once it has them
 
-        def run() -> Scored:
-            return model.score_with_explainer(events.features, len(events), method)
+        def run() -> tuple[Scored | None, DecisionColumns]:
+            scored = self._scores(model, policy.reasons, events)
+            scoring.append((scored, time.perf_counter() - t0))
+            return scored, decide(scored, None if scored is None else self._explainer(scored))
 
-        scored = self._call_model(run, "scoring")
-        if scored is None:
+        future = self._pool.submit(run)
+        try:
+            out = future.result(timeout=self.score_timeout_s)
+        except cf.TimeoutError:
+            log.error("the model timed out after %.1fs; using the fallback", self.score_timeout_s)
+            # the stuck thread keeps its slot: give later batches a fresh one
+            self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+            scored = scoring[0][0] if scoring else None
+            out = scored, decide(scored, None if scored is None else self._no_attribution)
+        result.score_seconds += scoring[0][1] if scoring else time.perf_counter() - t0
+        return out
+
+    def _scores(
+        self, model: ScoringModel, method: str | None, events: EventColumns
+    ) -> Scored | None:
+        """The scored batch, or None (logged) when the model fails or its scores are not
+        finite: the policy then takes its model-unavailable decision."""
+        try:
+            scored = model.score_with_explainer(events.features, len(events), method)
+        except Exception:
+            log.exception("scoring failed; using the fallback")
             return None
         if not np.all(np.isfinite(scored.scores)):
             log.error("model returned non-finite scores; using the fallback")
             return None
         return scored
 
-    def _explainer(self, scored: Scored | None) -> Any:
-        if scored is None:
-            return None
-
+    def _explainer(self, scored: Scored) -> Explain:
         def explain(rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
-            out = self._call_model(lambda: scored.explain(rows), "explaining")
-            if out is None:  # no attribution: these rows get the band's reason instead
-                return np.zeros((len(rows), len(self.spec.feature_names)))
-            return out
+            try:
+                return scored.explain(rows)
+            except Exception:  # no attribution: these rows get the band's reason instead
+                log.exception("explaining failed; the band's reasons instead")
+                return self._no_attribution(rows)
 
         return explain
 
-    def _call_model(self, fn: Callable[[], T], what: str) -> T | None:
-        """``fn()`` on the scoring thread, bounded by the scoring timeout; None on failure."""
-        future = self._pool.submit(fn)
-        try:
-            return future.result(timeout=self.score_timeout_s)
-        except cf.TimeoutError:
-            log.error("%s timed out after %.1fs; using the fallback", what, self.score_timeout_s)
-            # the stuck thread keeps its slot: give later batches a fresh one
-            self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
-        except Exception:
-            log.exception("%s failed; using the fallback", what)
-        return None
+    def _no_attribution(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        return np.zeros((len(rows), len(self.spec.feature_names)))
 
 
 def _dead_letter_undecodable(records: Sequence[RawRecord], result: BatchResult) -> list[RawRecord]:

@@ -29,13 +29,17 @@ __all__ = ["FakeLogConsumer", "FakeModel", "FakeTxnProducer", "valid_event"]
 
 @dataclass
 class FakeModel:
-    """Risk rises with Amount: score = Amount / (Amount + 2000). Can fail or stall on demand."""
+    """Risk rises with Amount: score = Amount / (Amount + 2000). Can fail or stall on demand,
+    when scoring (``fail``, ``delay_s``) or when explaining (``explain_fail``,
+    ``explain_delay_s``)."""
 
     version: int = 1
     name: str = "credit_data"
     spec: FeatureSpec = None  # type: ignore[assignment]
     fail: bool = False
     delay_s: float = 0.0
+    explain_fail: bool = False
+    explain_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.spec is None:
@@ -63,7 +67,13 @@ class FakeModel:
         """Scores of a column-wise batch; the Amount column explains all the risk."""
         amounts = features.get("Amount", [None] * n_rows)
         scores = self.score(pd.DataFrame({"Amount": pd.Series(amounts, dtype=object)}))
-        return FakeScored(scores, len(self.spec.feature_names), self.spec.feature_names)
+        return FakeScored(
+            scores,
+            len(self.spec.feature_names),
+            self.spec.feature_names,
+            fail=self.explain_fail,
+            delay_s=self.explain_delay_s,
+        )
 
 
 @dataclass
@@ -74,9 +84,15 @@ class FakeScored:
     n_features: int
     feature_names: list[str]
     method_used: str | None = None
+    fail: bool = False
+    delay_s: float = 0.0
 
     def explain(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """Contributions of ``rows``."""
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.fail:
+            raise RuntimeError("explainer exploded")
         self.method_used = "fake"
         out = np.zeros((len(rows), self.n_features))
         out[:, self.feature_names.index("Amount")] = self.scores[np.asarray(rows, dtype=np.intp)]

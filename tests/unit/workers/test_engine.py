@@ -69,6 +69,25 @@ def test_model_failure_or_timeout_takes_the_policy_fallback(model: FakeModel) ->
     assert any(r.code == "MODEL_UNAVAILABLE" for r in d.reasons)
 
 
+@pytest.mark.parametrize(
+    "model", [FakeModel(explain_fail=True), FakeModel(explain_delay_s=0.5)], ids=["fails", "stalls"]
+)
+def test_an_explainer_that_fails_or_stalls_keeps_the_scores_with_band_reasons(
+    model: FakeModel,
+) -> None:
+    engine = _engine(model, score_timeout_s=0.2)
+    amounts = [100.0, 2_500.0, 2_600.0]  # approved, then declined by score: explained
+    batch = [_rec(i, json.dumps(valid_event(i, a)).encode()) for i, a in enumerate(amounts)]
+    out = engine.process(batch)
+    expected = _engine().process(batch).decisions
+    assert [d.decision for d in out.decisions] == [d.decision for d in expected]
+    assert [d.score for d in out.decisions] == [d.score for d in expected]
+    assert any(r.contribution is not None for d in expected for r in d.reasons)
+    for d in out.decisions:
+        assert d.model_version == 1 and d.reasons and d.reason_method is None
+        assert all(r.contribution is None and r.code != "MODEL_UNAVAILABLE" for r in d.reasons)
+
+
 def test_swap_champion_between_batches_names_the_new_version() -> None:
     engine = _engine(FakeModel(version=1))
     first = engine.process([_rec(0, json.dumps(valid_event(0)).encode())])
