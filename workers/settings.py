@@ -258,10 +258,12 @@ class WorkerSettings(_Base):
     # A transaction may span several model batches: it commits once it holds this many events
     # or is transaction_max_ms old, whichever comes first (0: one transaction per batch).
     # Bigger transactions cost fewer commit round trips per event and add up to
-    # transaction_max_ms of latency; the benchmark's sweep (docs/benchmarks.md) measured one
-    # worker at 15.7k ev/s with a transaction per 500-event batch and 28.6k ev/s with 5,000,
-    # and a lower p99 at a fixed 9k ev/s (311 vs 739 ms): hence the default.
-    transaction_max_events: int = Field(default=5000, ge=0)
+    # transaction_max_ms of latency. The benchmark's sweep (docs/benchmarks.md) measured one
+    # worker at 15.7k ev/s with a transaction per 500-event batch and 28.6k ev/s with 5,000;
+    # two later sweeps found transactions of 2,000 as fast in a burst (20.7k vs 17.6k ev/s;
+    # 27.8k vs 27.2k) and with a lower p99 at half load (126 vs 311 ms; 77 vs 99 ms), and
+    # real 1- and 2-worker bursts were alike with either size: hence 2,000.
+    transaction_max_events: int = Field(default=2000, ge=0)
     transaction_max_ms: int = Field(default=100, ge=1, le=60_000)
     # ... but a transaction also commits as soon as the loop has caught up (its last poll
     # returned fewer records than it asked for): waiting for a bigger one then only adds
