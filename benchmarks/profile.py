@@ -3,7 +3,10 @@
 ``py-spy record --format raw`` writes one line per distinct stack: ``frame;frame;... count``
 (root first). Each sample is charged to the deepest frame that names a stage of the
 decision path (see :data:`STAGES`, which names frames of both Kafka clients and of both the
-per-event and the column-wise engine code); samples naming none are ``other``.
+per-event and the column-wise engine code); samples naming none are ``other``. A sample whose
+leaf is a thread parked on a lock or queue (:data:`WAITS`) is ``waiting``: py-spy's
+``--nonblocking`` mode counts a thread as active as soon as it is runnable, so a thread woken
+to take a hand-off shows up in its wait call, which is not work on the decision path.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STAGES", "fold_stacks", "record", "stage_seconds"]
+__all__ = ["STAGES", "WAITING", "WAITS", "fold_stacks", "record", "stage_seconds"]
 
 # (stage, substring of a py-spy frame "function (file:line)"); order does not matter: the
 # deepest matching frame of a stack wins.
@@ -55,8 +58,21 @@ STAGES: list[tuple[str, str]] = [
     ("metrics", "_observe (workers/decide_loop.py"),
 ]
 
+WAITING = "waiting (threads parked on a lock or queue: not work)"
+# leaf frames ("function (file:" ...) of a thread parked in a wait; the pool worker's only
+# leaf line outside its work items is its queue get
+WAITS: tuple[str, ...] = (
+    "Condition.wait (threading.py:",
+    "Event.wait (threading.py:",
+    "Thread._wait_for_tstate_lock (threading.py:",
+    "_worker (concurrent/futures/thread.py:",
+    "Queue.get (queue.py:",
+)
+
 
 def _stage(frames: list[str]) -> str:
+    if frames and frames[-1].startswith(WAITS):
+        return WAITING
     for frame in reversed(frames):  # leaf first: the deepest named stage wins
         for stage, needle in STAGES:
             if needle in frame:

@@ -329,7 +329,8 @@ def _profile(res: dict[str, Any]) -> list[str]:
     lines += [
         f"{prof.get('samples')} samples of active Python threads over {prof.get('seconds', '?')}"
         f" s, {prof.get('events', '?')} events decided meanwhile ({prof.get('client', '?')}); "
-        f"µs = Python thread time per event.",
+        f"µs = Python thread time per event. py-spy (non-blocking) samples a thread as soon"
+        " as it is runnable: `waiting` is threads parked in a lock or queue wait, not work.",
         "",
     ]
     return lines + _table(

@@ -63,3 +63,24 @@ def test_a_repeated_event_id_is_decided_once_across_partitions_and_restarts(
         assert d["first"] != d["duplicate"]
         assert {d["first"], d["duplicate"]} == where[d["event_id"]]
     claims.close()
+
+
+def test_redis_claims_answer_like_the_in_memory_store(worker_settings: WorkerSettings) -> None:
+    """The Redis store and the in-package double agree on every answer: claimed now, held by
+    this same record, held by another (named), in one batch and across batches."""
+    from workers.idempotency import MemoryIdempotency
+
+    claims = RedisIdempotency(worker_settings.redis_url, f"probe-{uuid.uuid4().hex}", 600)
+    memory = MemoryIdempotency()
+    ids = ["a", 'quote"d', "snow \u2603", "a"]  # the repeat within the batch is a duplicate
+    owners = ["t/0/1", "t/0/2", "t/1/7", "t/2/9"]
+    steps = [
+        (ids, owners),
+        (ids[:3], owners[:3]),  # re-read by the same records: still theirs
+        (["a", "b"], ["t/5/5", "t/5/6"]),
+        ([], []),
+    ]
+    answers = [claims.claim(i, o) for i, o in steps]
+    assert answers == [memory.claim(i, o) for i, o in steps]
+    assert answers[0] == [None, None, None, "t/0/1"] and answers[2] == ["t/0/1", None]
+    claims.close()

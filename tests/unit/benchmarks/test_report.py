@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.profile import fold_stacks, stage_seconds
+from benchmarks.profile import WAITING, fold_stacks, stage_seconds
 from benchmarks.report import markdown, per_event_us, stage_grid
 from tests.unit.benchmarks.sample_results import passing
 
@@ -131,8 +131,13 @@ def test_fold_stacks_charges_the_deepest_named_stage() -> None:
             "run (workers/decide_loop.py:1);_commit (x:1);model_dump_json (p:1) 10",
             "run (workers/decide_loop.py:1);send (workers/kafka_confluent.py:9) 5",
             "run (workers/decide_loop.py:1);idle (x:1) 5",
+            "run (workers/engine.py:1);Condition.wait (threading.py:331) 7",
+            "_bootstrap (threading.py:1);_worker (concurrent/futures/thread.py:81) 3",
         ]
     )
+    out = fold_stacks(raw)
+    assert out["stages"][WAITING] == 16.7  # 10 of 60: parked threads are not work
+    raw = "\n".join(raw.splitlines()[:4])
     out = fold_stacks(raw)
     assert out["samples"] == 50
     assert out["stages"]["model explain (reason contributions)"] == 60.0
