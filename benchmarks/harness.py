@@ -497,15 +497,24 @@ class Run:
         except Exception as exc:
             print(f"warning: could not delete this run's Redis keys: {exc}", file=sys.stderr)
 
-    def _delete_redis_keys(self) -> None:
-        """This run's Celery queues and the workers' event-id claims (scoped by this run's
-        group names): every key naming ``bench-<run id>``, in one pass over the keyspace."""
+    def drop_claims(self, group: str) -> None:
+        """Delete the event-id claims of one phase's group once its workers stopped: a
+        later phase should not pay for Redis holding millions of claims it never reads."""
+        try:
+            self._delete_redis_keys(f"decisionflow:claims:{group}:*")
+        except Exception as exc:  # the run goes on; the end of the run tries again
+            print(f"warning: could not delete the claims of {group}: {exc}", file=sys.stderr)
+
+    def _delete_redis_keys(self, match: str | None = None) -> None:
+        """The keys matching ``match``; by default this run's Celery queues and the workers'
+        event-id claims (scoped by this run's group names): every key naming
+        ``bench-<run id>``, in one pass over the keyspace."""
         import redis
 
         r = redis.Redis.from_url(self.redis_url)
         try:
             chunk: list[bytes] = []
-            for key in r.scan_iter(match=f"*{self.name('')}*", count=10_000):
+            for key in r.scan_iter(match=match or f"*{self.name('')}*", count=10_000):
                 chunk.append(key)
                 if len(chunk) >= 10_000:
                     r.unlink(*chunk)

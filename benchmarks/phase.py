@@ -119,6 +119,7 @@ class PhaseRunner:
             for c in children:
                 c.stop()
             run.children = [c for c in run.children if c not in children]
+            run.drop_claims(group)
 
     def _worker_env(
         self,

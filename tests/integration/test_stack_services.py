@@ -88,6 +88,16 @@ def test_redis_answers(worker_settings: WorkerSettings) -> None:
     assert "redis_version" in client.info()
 
 
+def test_redis_keeps_claims_in_an_append_only_file_without_snapshots(
+    worker_settings: WorkerSettings,
+) -> None:
+    """Claims survive a Redis crash (AOF, fsync every second); no RDB snapshots on top."""
+    client = redis.Redis.from_url(worker_settings.redis_url)
+    config = client.config_get("*")
+    assert config["appendonly"] == "yes" and config["appendfsync"] == "everysec"
+    assert config["save"] == ""
+
+
 def test_postgres_round_trip(database_url: str) -> None:
     assert database_url.startswith("postgresql"), database_url
     engine = sa.create_engine(database_url)
