@@ -81,8 +81,14 @@ def _head(res: dict[str, Any]) -> list[str]:
             f"{meta.get('uptime_after', '?')}",
             f"- sizes: {meta.get('sizes', {})}",
             f"- wall time: {meta.get('wall_seconds', '?')} s",
-            "",
         ]
+        warm = res.get("broker_warmup")
+        if warm and warm.get("rate"):
+            lines.append(
+                f"- broker warm-up before the first phase (untimed, not a result): "
+                f"{warm['events']} events at {warm['rate']:,.0f}/s"
+            )
+        lines.append("")
     lines += ["### Targets", ""]
     if draws_verdict(res):
         lines += _table(

@@ -50,6 +50,9 @@ from workers.settings import WorkerSettings
 
 __all__ = ["PHASES", "main", "parse_sweep", "phases_for", "sizes_for"]
 
+#: The phases that stream through the broker (a cold broker would slow the first of them).
+STREAMING = {"ceiling", "workers", "latency", "sweep", "soak", "peer", "api"}
+
 PHASES = (
     "ceiling",
     "workers",
@@ -80,6 +83,7 @@ def sizes_for(
     if quick:
         sizes: dict[str, Any] = {
             "ceiling": 3000,
+            "broker_warm": 0,
             "workers": 3000,
             "peer": 200,
             "latency_pcts": [10, 25, 50, 75],
@@ -102,6 +106,7 @@ def sizes_for(
     else:
         sizes = {
             "ceiling": 200_000,
+            "broker_warm": 200_000,
             "workers": 120_000,
             "peer": 1000,
             "latency_pcts": [10, 25, 50, 75],
@@ -310,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": {k: v for k, v in sizes.items() if k != "sweep"},
         }
         bench.measure_sizes()
+        if STREAMING & set(args.phases):
+            bench.warm_broker()
         for phase in args.phases:
             try:
                 getattr(bench, phase)()

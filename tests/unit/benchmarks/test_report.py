@@ -166,3 +166,10 @@ def test_stage_summary_is_the_difference_between_two_scrapes() -> None:
     assert row["stage"] == "decide" and row["batches"] == 100
     assert row["mean_ms"] == pytest.approx(20.0)  # 2.0 s over 100 batches
     assert row["p99_le_ms"] == pytest.approx(100.0)  # 99 of 100 new batches were <= 0.1 s
+
+
+def test_the_report_says_the_broker_was_warmed_up_untimed() -> None:
+    res = {**passing(), "broker_warmup": {"events": 200_000, "seconds": 3.0, "rate": 66_666.7}}
+    md = markdown(res)
+    assert "broker warm-up before the first phase (untimed, not a result): 200000 events" in md
+    assert "broker warm-up" not in markdown(passing())

@@ -47,5 +47,6 @@ def test_sizes() -> None:
     assert full["latency_pcts"] == [10, 25, 50, 75]
     assert {t for _, _, t in full["sweep"]} == {0, 2000, 5000}
     assert quick["ceiling"] < full["ceiling"]
+    assert full["broker_warm"] >= full["ceiling"] and quick["broker_warm"] == 0  # full: warm
     assert sizes_for(False, soak_s=60)["soak_s"] == 60.0
     assert sizes_for(True, sweep=[(1, 2, 3)])["sweep"] == [(1, 2, 3)]
