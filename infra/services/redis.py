@@ -27,6 +27,7 @@ def redis_up() -> None:
     if pid_of("redis") and redis_state() == "loading":
         _wait_loaded()
     if already_up("redis", redis_healthy):
+        _no_snapshots()  # a Redis started by an older stack took RDB snapshots as well
         return
     ensure_free("redis", PORTS["redis"])
     server = shutil.which("redis-server")
@@ -75,6 +76,15 @@ def _wait_loaded() -> None:
         log("redis is loading its append-only file")
         wait_for("redis (loading its append-only file)", lambda: redis_state() != "loading", LOAD_S)
     wait_for("redis", redis_healthy, START_S)
+
+
+def _no_snapshots() -> None:
+    """``CONFIG SET save ""`` on the running Redis (what ``--save ""`` starts it with)."""
+    with socket.create_connection((HOST, PORTS["redis"]), timeout=2) as s:
+        s.sendall(b"*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$4\r\nsave\r\n$0\r\n\r\n")
+        reply = s.recv(64)
+    if not reply.startswith(b"+OK"):
+        log(f"redis: could not turn RDB snapshots off: {reply!r}")
 
 
 def redis_state() -> str:

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import redis
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -55,11 +57,15 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
     try:
         first = _stack(env, "up")
         assert first.returncode == 0, first.stdout + first.stderr
+        with redis.Redis(port=redis_port) as client:  # as an older stack started it
+            client.config_set("save", "60 1000")
         t0 = time.monotonic()
         second = _stack(env, "up")
         print(f"second `stack up` took {time.monotonic() - t0:.1f}s")
         assert second.returncode == 0, second.stdout + second.stderr
         assert "already up" in second.stdout
+        with redis.Redis(port=redis_port) as client:  # AOF only, even when already up
+            assert client.config_get("save")["save"] == ""
 
         status = _stack(env, "status")
         assert status.returncode == 0, status.stdout
