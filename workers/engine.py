@@ -273,12 +273,15 @@ class DecisionEngine:
         """The rows whose event id this batch claimed first; the others become duplicates."""
         owners, held = claimed
         now = time.time()
+        keep: list[int] = []
         for r, first in enumerate(held):
-            if first is not None:
+            if first is None:
+                keep.append(r)
+            else:
                 result.duplicates.append(
                     DuplicateEvent(events.event_id[r], events.entity_id[r], first, owners[r], now)
                 )
-        return [r for r, first in enumerate(held) if first is None]
+        return keep
 
     def _decide_rows(
         self, records: Sequence[RawRecord], events: EventColumns, rows: list[int]

@@ -24,7 +24,7 @@ LOAD_S = 900.0  # to load the append-only file
 
 def redis_up() -> None:
     d = RUN / "redis"
-    if pid_of("redis") and redis_state() == "loading":
+    if pid_of("redis"):
         _wait_loaded()
     if already_up("redis", redis_healthy):
         _no_snapshots()  # a Redis started by an older stack took RDB snapshots as well
@@ -64,18 +64,18 @@ def redis_up() -> None:
             "yes",
         ]
     )
-    wait_for("redis", lambda: redis_state() in ("ready", "loading"), START_S)
+    wait_for("redis", lambda: redis_state() != "down", START_S)
     _wait_loaded()
+    wait_for("redis", redis_healthy, START_S)
     log(f"redis up on {HOST}:{PORTS['redis']}")
 
 
 def _wait_loaded() -> None:
     """Wait while Redis loads its append-only file (it answers ``-LOADING`` meanwhile): a few
-    million claims take tens of seconds (9.5M: 31 s here)."""
+    million claims take tens of seconds (9.5M: 31 s here). Returns at once otherwise."""
     if redis_state() == "loading":
         log("redis is loading its append-only file")
         wait_for("redis (loading its append-only file)", lambda: redis_state() != "loading", LOAD_S)
-    wait_for("redis", redis_healthy, START_S)
 
 
 def _no_snapshots() -> None:
