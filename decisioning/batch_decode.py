@@ -30,7 +30,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from itertools import repeat
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -64,10 +65,14 @@ _TIME = re.compile(
 _BAD_NAME = re.compile(r'[\x00-\x1f"\\]')  # FeatureName refuses NUL, msgspec the rest
 _ENCODER = msgspec.json.Encoder()
 _sha256 = hashlib.sha256
+_hexdigest = type(hashlib.sha256()).hexdigest
 # float64 holds every integer below 2**53 exactly: against a bound below it, comparing an int
 # feature as a float gives the exact answer; against a larger bound, equality is a doubt (the
 # int may be just beyond the bound and round onto it)
 _EXACT = 2.0**53
+
+_Text = {n: Annotated[str, msgspec.Meta(min_length=1, max_length=n)] for n in (128, 256)}
+"""A str of 1..n characters (the contract's lengths; msgspec counts code points, as len)."""
 
 _Row = tuple[str, str, datetime, tuple[Any, ...], str]
 """(event_id, entity_id, event_time, feature values (``_UNSET``: absent), feature_hash)."""
@@ -115,13 +120,13 @@ def _wire_struct(kinds: Mapping[str, str]) -> tuple[type[msgspec.Struct], list[s
     wire = msgspec.defstruct(
         "_WireEvent",
         [
-            ("event_id", str),
-            ("entity_id", str),
+            ("event_id", _Text[128]),
+            ("entity_id", _Text[256]),
             ("event_time", str),
             ("features", features),
-            ("schema_version", int | _Unset, _UNSET),
-            ("event_type", str | _Unset, _UNSET),
-            ("producer", str | None | _Unset, _UNSET),
+            ("schema_version", Literal[SCHEMA_VERSION] | _Unset, _UNSET),
+            ("event_type", _Text[128] | _Unset, _UNSET),
+            ("producer", _Text[128] | None | _Unset, _UNSET),
         ],
         forbid_unknown_fields=True,
     )
@@ -180,12 +185,10 @@ class BatchDecoder:
         ok: list[int] = []
         errors: list[tuple[int, EventError]] = []
         rows: list[_Row] = []
-        fast = self._fast
-        for i, raw in enumerate(raws):
-            row = fast(raw, window)
+        for i, row in enumerate(self._fast_rows(raws, window)):
             if row is None:
                 try:
-                    row = self._slow(raw, now)
+                    row = self._slow(raws[i], now)
                 except EventError as exc:
                     errors.append((i, exc))
                     continue
@@ -261,63 +264,95 @@ class BatchDecoder:
         values = tuple(get(name, _UNSET) for name in self._names)
         return event.event_id, event.entity_id, event.event_time, values, digest
 
-    def _fast(self, raw: bytes, window: tuple[datetime, datetime] | None) -> _Row | None:
-        """The event's row when cheap checks prove ``validate_event`` would accept it alike
-        (``window``: the earliest and latest accepted ``event_time``, if any; the feature
-        ranges are checked on the columns)."""
-        if len(raw) > self.max_bytes:
-            return None
-        escaped = 92 in raw  # a backslash (a fast memchr)
-        if escaped and b"\\u0000" in raw:  # the only spelling of a NUL
-            return None
-        try:
-            wire: Any = self._decoder.decode(raw)
-        except (msgspec.DecodeError, ValueError):
-            return None
-        version, event_type, producer = wire.schema_version, wire.event_type, wire.producer
-        event_id, entity_id, text = wire.event_id, wire.entity_id, wire.event_time
-        if not (0 < len(event_id) <= 128 and 0 < len(entity_id) <= 256):
-            return None
-        tokens = 7  # string tokens: 4 keys, 3 values (the features' own: in `canonical`)
-        if version is not _UNSET:
-            if version != SCHEMA_VERSION:
-                return None
-            tokens += 1
-        if event_type is not _UNSET:
-            if not 0 < len(event_type) <= 128:
-                return None
-            tokens += 2
-        if producer is not _UNSET:
-            if producer is not None:
-                if not 0 < len(producer) <= 128:
-                    return None
-                tokens += 1
-            tokens += 1
-        if _TIME.fullmatch(text) is None:
-            return None
-        try:
-            when = datetime.fromisoformat(text)
-            if when.tzinfo is not UTC:
-                when = when.astimezone(UTC)
-        except (ValueError, OverflowError):
-            return None
-        if window is not None and not window[0] <= when <= window[1]:
-            return None  # out of the window: validate_event names it
-        canonical = _ENCODER.encode(wire.features)
-        quotes = 2 * tokens + canonical.count(b'"')  # a '"' in a string adds one (as \")
-        if escaped:
-            if b"\\u0022" in raw:  # a quote without a quote byte: the count proves nothing
-                return None
-            quotes += event_id.count('"') + entity_id.count('"') + text.count('"')
-            quotes += event_type.count('"') if event_type is not _UNSET else 0
-            quotes += producer.count('"') if isinstance(producer, str) else 0
-        if raw.count(b'"') != quotes:
-            return None  # a dropped (duplicate) key, or an escape the count does not know
-        values = msgspec.structs.astuple(wire.features)
-        if self._left_out:
-            values += self._left_out
-        if b"0.0000" in canonical or (45 in canonical and b"e-" in canonical):
-            # a float below 1e-4 may print unlike the stdlib (or a string looks like one)
-            used = {n: v for n, v in zip(self._names, values, strict=True) if v is not _UNSET}
-            return event_id, entity_id, when, values, feature_hash(used)
-        return event_id, entity_id, when, values, _sha256(canonical).hexdigest()
+    def _fast_rows(
+        self, raws: Sequence[bytes], window: tuple[datetime, datetime] | None
+    ) -> list[_Row | None]:
+        """Each event's row when cheap checks prove ``validate_event`` would accept it alike,
+        else None (``window``: the earliest and latest accepted ``event_time``, if any; the
+        feature ranges are checked on the columns). msgspec checks the types, lengths, schema
+        version in C; the rest runs over the batch at once."""
+        out: list[_Row | None] = [None] * len(raws)
+        decode, max_bytes = self._decoder.decode, self.max_bytes
+        at: list[int] = []  # input index of each decoded record
+        wires: list[Any] = []
+        for i, raw in enumerate(raws):
+            # a backslash (a fast memchr) before the only spelling of a NUL
+            if len(raw) > max_bytes or (92 in raw and b"\\u0000" in raw):
+                continue
+            try:
+                wires.append(decode(raw))
+            except (msgspec.DecodeError, ValueError):
+                continue
+            at.append(i)
+        whens = _utc_times([wire.event_time for wire in wires], window)
+        features = [wire.features for wire in wires]
+        canonicals = list(map(_ENCODER.encode, features))
+        digests = list(map(_hexdigest, map(_sha256, canonicals)))
+        quoted = list(map(bytes.count, [raws[i] for i in at], repeat(b'"')))
+        feature_quotes = list(map(bytes.count, canonicals, repeat(b'"')))
+        values = list(map(msgspec.structs.astuple, features))
+        for j, (i, wire, when) in enumerate(zip(at, wires, whens, strict=True)):
+            if when is None:
+                continue
+            # no key dropped: each string token (key or value) has two quotes in the raw
+            # bytes, one more per '"' in it; the features' own are counted in their encoding
+            version, event_type, producer = wire.schema_version, wire.event_type, wire.producer
+            tokens = 7  # 4 keys, 3 values
+            tokens += (version is not _UNSET) + 2 * (event_type is not _UNSET)
+            tokens += (producer is not _UNSET) + (type(producer) is str)
+            quotes = 2 * tokens + feature_quotes[j]
+            raw = raws[i]
+            if 92 in raw:  # escapes (the time has none: it is of the plain shape)
+                if b"\\u0022" in raw:  # a quote without a quote byte: the count proves nothing
+                    continue
+                quotes += wire.event_id.count('"') + wire.entity_id.count('"')
+                quotes += event_type.count('"') if event_type is not _UNSET else 0
+                quotes += producer.count('"') if type(producer) is str else 0
+            if quoted[j] != quotes:
+                continue  # a dropped (duplicate) key, or an escape the count does not know
+            row = values[j] + self._left_out if self._left_out else values[j]
+            canonical = canonicals[j]
+            if b"0.0000" in canonical or (45 in canonical and b"e-" in canonical):
+                # a float below 1e-4 may print unlike the stdlib (or a string looks like one)
+                used = {n: v for n, v in zip(self._names, row, strict=True) if v is not _UNSET}
+                out[i] = wire.event_id, wire.entity_id, when, row, feature_hash(used)
+            else:
+                out[i] = wire.event_id, wire.entity_id, when, row, digests[j]
+        return out
+
+
+def _utc_times(texts: list[str], window: tuple[datetime, datetime] | None) -> list[datetime | None]:
+    """Each ``event_time`` in UTC, or None when it is not of :data:`_TIME`'s shape, does not
+    parse or lies outside ``window`` (``validate_event`` names the error)."""
+    try:
+        if not all(map(_TIME.fullmatch, texts)):
+            raise ValueError("not the plain shape")
+        whens: list[datetime | None] = list(map(datetime.fromisoformat, texts))
+    except (ValueError, OverflowError):  # a shape or a date that does not parse: row by row
+        whens = list(map(_parsed, texts))
+    if any(when is None or when.tzinfo is not UTC for when in whens):
+        whens = [_in_utc(when) for when in whens]
+    if window is not None and whens:
+        low, high = window
+        present = [when for when in whens if when is not None]
+        if present and (min(present) < low or max(present) > high):
+            whens = [when if when is None or low <= when <= high else None for when in whens]
+    return whens
+
+
+def _parsed(text: str) -> datetime | None:
+    if _TIME.fullmatch(text) is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _in_utc(when: datetime | None) -> datetime | None:
+    if when is None or when.tzinfo is UTC:
+        return when
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        return None

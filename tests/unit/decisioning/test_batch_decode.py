@@ -477,6 +477,28 @@ def test_only_suspect_rows_are_decoded_again(monkeypatch: pytest.MonkeyPatch) ->
     assert batch.columns.features["Amount"] == [800] * len(batch.ok)
 
 
+def test_a_bad_time_sends_only_its_own_record_to_validate_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[bytes] = []
+
+    def counting(raw: bytes, *args: Any) -> Event:
+        calls.append(raw)
+        return validate_event(raw, *args)
+
+    monkeypatch.setattr(batch_decode, "validate_event", counting)
+    no_day = _raw(_event(event_time="2026-02-30T12:00:00Z"))  # the plain shape, no such date
+    odd = _raw(_event(event_time="2026-11-23 12:00:00Z"))  # not the plain shape
+    other = _at(NOW.astimezone(timezone(timedelta(hours=-5))))  # a good one, not in UTC
+    raws = [GOOD] * 20 + [no_day] + [other] + [GOOD] * 20 + [odd] + [GOOD] * 5
+    batch = _decoder(ranged=True).decode(raws, now=NOW)
+    assert [(i, e.reason) for i, e in batch.errors] == [(20, "validation")]
+    assert sorted(calls) == sorted([no_day, odd])  # "odd" is valid, just not the plain shape
+    assert len(batch.ok) == len(raws) - 1
+    when = batch.columns.event_time[batch.ok.index(21)]
+    assert when == NOW and when.tzinfo is UTC
+
+
 def test_without_a_contract_nothing_is_out_of_range() -> None:
     raws = [RANGED[name][0] for name in ("Amount -1e308", "year 9999", "year 1")]
     assert len(_check_batch(raws).ok) == 3
