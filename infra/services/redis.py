@@ -21,13 +21,31 @@ from .common import (
 START_S = 30.0  # to answer at all, and to answer PING once loaded
 LOAD_S = 900.0  # to load the append-only file
 
+# How the claim store persists (docs/reliability.md). The workers' event-id claims must survive
+# a Redis crash: an append-only file written before each reply (a process crash loses nothing;
+# fsync once a second). No RDB snapshots on top: the AOF alone restores everything, and a
+# snapshot of a few million claims every minute forked Redis and took seconds of a core.
+# The AOF is rewritten (compacted: another fork that writes every claim) once it reaches 1 GB
+# and has doubled, not from 64 MB: under a steady claim stream the default rewrote it every
+# ~25 s, and each rewrite took a core for 1-3 s on this 2-core host, the workers' p99 at half
+# load going from 77 ms without rewrites to 155 ms with them (docs/benchmarks.md). A 1-2 GB
+# file takes ~30 s to load at start (``stack up`` waits for it).
+PERSISTENCE = {
+    "save": "",
+    "appendonly": "yes",
+    "appendfsync": "everysec",
+    "auto-aof-rewrite-min-size": "1gb",
+}
+RUNTIME_SETTABLE = ("save", "auto-aof-rewrite-min-size")
+"""What a Redis already up (started by an older stack) is given by ``CONFIG SET``."""
+
 
 def redis_up() -> None:
     d = RUN / "redis"
     if pid_of("redis"):
         _wait_loaded()
     if already_up("redis", redis_healthy):
-        _no_snapshots()  # a Redis started by an older stack took RDB snapshots as well
+        _configure_running()  # one started by an older stack: as a new one would start
         return
     ensure_free("redis", PORTS["redis"])
     server = shutil.which("redis-server")
@@ -50,16 +68,7 @@ def redis_up() -> None:
             str(d / "redis.pid"),
             "--logfile",
             str(d / "redis.log"),
-            # the workers' event-id claims must survive a Redis crash: AOF, written before
-            # each reply (a process crash loses nothing; fsync once a second). No RDB
-            # snapshots on top: AOF alone restores everything, and a snapshot of a few
-            # million claims every minute forked Redis and took seconds of a core each time
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
+            *(arg for name, value in PERSISTENCE.items() for arg in (f"--{name}", value)),
             "--protected-mode",
             "yes",
         ]
@@ -78,13 +87,16 @@ def _wait_loaded() -> None:
         wait_for("redis (loading its append-only file)", lambda: redis_state() != "loading", LOAD_S)
 
 
-def _no_snapshots() -> None:
-    """``CONFIG SET save ""`` on the running Redis (what ``--save ""`` starts it with)."""
+def _configure_running() -> None:
+    """``CONFIG SET`` the :data:`RUNTIME_SETTABLE` part of :data:`PERSISTENCE` on the running
+    Redis (one command: Redis >= 7 sets several parameters at once)."""
+    words = ["CONFIG", "SET", *(w for n in RUNTIME_SETTABLE for w in (n, PERSISTENCE[n]))]
+    command = f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)
     with socket.create_connection((HOST, PORTS["redis"]), timeout=2) as s:
-        s.sendall(b"*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$4\r\nsave\r\n$0\r\n\r\n")
-        reply = s.recv(64)
+        s.sendall(command.encode())
+        reply = s.recv(256)
     if not reply.startswith(b"+OK"):
-        log(f"redis: could not turn RDB snapshots off: {reply!r}")
+        log(f"redis: could not set {', '.join(RUNTIME_SETTABLE)}: {reply!r}")
 
 
 def redis_state() -> str:

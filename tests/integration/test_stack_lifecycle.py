@@ -59,13 +59,15 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
         assert first.returncode == 0, first.stdout + first.stderr
         with redis.Redis(port=redis_port) as client:  # as an older stack started it
             client.config_set("save", "60 1000")
+            client.config_set("auto-aof-rewrite-min-size", "64mb")
         t0 = time.monotonic()
         second = _stack(env, "up")
         print(f"second `stack up` took {time.monotonic() - t0:.1f}s")
         assert second.returncode == 0, second.stdout + second.stderr
         assert "already up" in second.stdout
-        with redis.Redis(port=redis_port) as client:  # AOF only, even when already up
+        with redis.Redis(port=redis_port) as client:  # configured, even when already up
             assert client.config_get("save")["save"] == ""
+            assert client.config_get("auto-aof-*")["auto-aof-rewrite-min-size"] == str(1 << 30)
 
         status = _stack(env, "status")
         assert status.returncode == 0, status.stdout

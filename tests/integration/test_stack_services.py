@@ -91,11 +91,13 @@ def test_redis_answers(worker_settings: WorkerSettings) -> None:
 def test_redis_keeps_claims_in_an_append_only_file_without_snapshots(
     worker_settings: WorkerSettings,
 ) -> None:
-    """Claims survive a Redis crash (AOF, fsync every second); no RDB snapshots on top."""
+    """Claims survive a Redis crash (AOF, fsync every second); no RDB snapshots on top, and
+    the AOF is not rewritten (a fork that writes every claim) before it reaches 1 GB."""
     client = redis.Redis.from_url(worker_settings.redis_url)
     config = client.config_get("*")
     assert config["appendonly"] == "yes" and config["appendfsync"] == "everysec"
     assert config["save"] == ""
+    assert int(config["auto-aof-rewrite-min-size"]) == 1 << 30
 
 
 def test_postgres_round_trip(database_url: str) -> None:
