@@ -23,17 +23,32 @@ def test_a_run_drops_its_claims_and_compacts_the_append_only_file(
         client.set(f"decisionflow:claims:{group}:evt-1", "t/0/1", ex=600)
     client.set("decisionflow:claims:someone-else:evt-1", "t/0/1", ex=600)
 
+    rewrites = _rewrites_done(client)
     run.drop_claims(done)
     assert not client.exists(f"decisionflow:claims:{done}:evt-1")
     assert client.exists(f"decisionflow:claims:{later}:evt-1")  # another phase's: kept
+    _wait_for_a_rewrite(client, rewrites, "after a phase dropped its claims")
 
-    rewrites = client.info("persistence")["aof_rewrites"]
+    rewrites = _rewrites_done(client)
     run.close()
     assert not list(client.scan_iter(match=f"*bench-{run.run_id}*"))
     assert client.exists("decisionflow:claims:someone-else:evt-1")  # not the run's: kept
-    deadline = time.monotonic() + 60
-    while client.info("persistence")["aof_rewrites"] <= rewrites:
-        assert time.monotonic() < deadline, "no AOF rewrite after the run"
-        time.sleep(0.2)
+    _wait_for_a_rewrite(client, rewrites, "after the run")
     client.delete("decisionflow:claims:someone-else:evt-1")
     client.close()
+
+
+def _rewrites_done(client: redis.Redis) -> int:
+    """AOF rewrites finished so far (waits for one in progress: it would count later)."""
+    deadline = time.monotonic() + 60
+    while (info := client.info("persistence"))["aof_rewrite_in_progress"]:
+        assert time.monotonic() < deadline, "an AOF rewrite did not finish"
+        time.sleep(0.2)
+    return int(info["aof_rewrites"])
+
+
+def _wait_for_a_rewrite(client: redis.Redis, before: int, when: str) -> None:
+    deadline = time.monotonic() + 60
+    while client.info("persistence")["aof_rewrites"] <= before:
+        assert time.monotonic() < deadline, f"no AOF rewrite {when}"
+        time.sleep(0.2)
