@@ -20,6 +20,7 @@ from benchmarks.harness import (
     EventSource,
     OutputReader,
     Run,
+    no_gc_pauses,
     paced_produce,
     percentiles,
 )
@@ -168,10 +169,11 @@ class PhaseRunner:
         prefix = f"{tag}-"
         events = self.src.make(prefix, n)
         before = reader.count
-        t0, achieved = paced_produce(
-            self.run.bootstrap, topics.events, events, rate, warm_topic=topics.outcomes
-        )  # the phase's outcomes topic is not read by anyone
-        reader.wait_for(before + n, max(120.0, seconds * 4))
+        with no_gc_pauses():
+            t0, achieved = paced_produce(
+                self.run.bootstrap, topics.events, events, rate, warm_topic=topics.outcomes
+            )  # the phase's outcomes topic is not read by anyone
+            reader.wait_for(before + n, max(120.0, seconds * 4))
         lat = reader.latencies_ms(prefix, lambda i: t0 + i / rate)
         return {
             "target_rate": rate,
