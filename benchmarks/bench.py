@@ -311,7 +311,11 @@ class Bench(PhaseRunner):
         events = self.src.make("sc-", 5000)
         records = [RawRecord("t", 0, i, k, v) for i, (k, v) in enumerate(events)]
         self.res["scoring"] = run_scoring(
-            self.registry, records, self.sizes["scoring_batches"], self.sizes["scoring_min_s"]
+            self.registry,
+            records,
+            self.sizes["scoring_batches"],
+            self.sizes["scoring_min_s"],
+            self.sizes.get("scoring_rounds", 1),
         )
 
     def reasons(self) -> None:

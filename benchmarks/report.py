@@ -277,9 +277,11 @@ def _engine(res: dict[str, Any]) -> list[str]:
     dev = sc.get("device", {})
     lines = ["", "### Engine stages in-process (µs per event)", ""]
     where = f" ({dev['cuda']})" if dev.get("cuda") else f" ({dev.get('name', '')})"
+    rounds = sc.get("rounds", 1)
+    median = f", the median of {rounds} rounds" if rounds > 1 else ""
     lines += [
         f"Model family `{sc.get('family')}` on {dev.get('device')}{where}; each stage timed "
-        f"on its own inputs, no Kafka; columns are batch sizes.",
+        f"on its own inputs{median}, no Kafka; columns are batch sizes.",
         "",
     ]
     cols = [per_event_us(r.get("seconds", {}), r["batch"]) for r in rows]

@@ -11,6 +11,7 @@ threads and GC setting, on an engine wired like a worker's (:func:`workers.boots
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -57,29 +58,38 @@ def make_engine(registry: Path, device: Literal["auto", "cpu", "cuda"] = "auto")
 
 
 def time_stages(
-    stages: Mapping[str, StageFn], min_seconds: float, sync: Callable[[], None] = lambda: None
+    stages: Mapping[str, StageFn],
+    min_seconds: float,
+    sync: Callable[[], None] = lambda: None,
+    rounds: int = 1,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """Seconds per call of each stage (after one warm-up call; at least 3 calls and
-    ``min_seconds``). A stage whose warm-up raises is left out; its error is returned."""
-    seconds: dict[str, float] = {}
+    """Seconds per call of each stage: the median of ``rounds`` rounds, each of at least 3
+    calls and ``min_seconds`` (after one warm-up call). The rounds go over every stage in
+    turn, so a slow spell of the host spreads over the stages instead of landing on one. A
+    stage whose warm-up raises is left out; its error is returned."""
     errors: dict[str, str] = {}
+    live: dict[str, StageFn] = {}
     for name, fn in stages.items():
         try:
             fn()
         except Exception as exc:  # a stage the engine no longer has: skip it, say why
             errors[name] = f"{type(exc).__name__}: {exc}"[:300]
             continue
-        sync()
-        reps = 0
-        t0 = time.perf_counter()
-        while True:
-            fn()
-            reps += 1
-            if reps >= 3 and time.perf_counter() - t0 >= min_seconds:
-                break
-        sync()
-        seconds[name] = (time.perf_counter() - t0) / reps
-    return seconds, errors
+        live[name] = fn
+    timed: dict[str, list[float]] = {name: [] for name in live}
+    for _ in range(max(rounds, 1)):
+        for name, fn in live.items():
+            sync()
+            reps = 0
+            t0 = time.perf_counter()
+            while True:
+                fn()
+                reps += 1
+                if reps >= 3 and time.perf_counter() - t0 >= min_seconds:
+                    break
+            sync()
+            timed[name].append((time.perf_counter() - t0) / reps)
+    return {name: statistics.median(values) for name, values in timed.items()}, errors
 
 
 def engine_stages(engine: Any, model: Any, batch: Sequence[Any]) -> dict[str, StageFn]:
@@ -212,9 +222,14 @@ def _raise(exc: Exception) -> StageFn:
 
 
 def run_scoring(
-    registry: Path, records: Sequence[Any], batch_sizes: Sequence[int], min_seconds: float
+    registry: Path,
+    records: Sequence[Any],
+    batch_sizes: Sequence[int],
+    min_seconds: float,
+    rounds: int = 1,
 ) -> dict[str, Any]:
-    """Per batch size, seconds per batch of every stage of :func:`engine_stages`."""
+    """Per batch size, seconds per batch of every stage of :func:`engine_stages` (the
+    median of ``rounds`` rounds)."""
     import torch
 
     from models.registry import ModelRegistry
@@ -229,8 +244,9 @@ def run_scoring(
     try:
         for n in batch_sizes:
             batch = [records[i % len(records)] for i in range(n)]
-            seconds, errors = time_stages(engine_stages(engine, model, batch), min_seconds, sync)
+            stages = engine_stages(engine, model, batch)
+            seconds, errors = time_stages(stages, min_seconds, sync, rounds)
             rows.append({"batch": n, "seconds": seconds, **({"errors": errors} if errors else {})})
     finally:
         engine.close()
-    return {"device": info, "family": model.family, "rows": rows}
+    return {"device": info, "family": model.family, "rounds": rounds, "rows": rows}
