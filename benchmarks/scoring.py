@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmarks.targets import ENGINE_TOTAL
+
 __all__ = ["device_info", "engine_stages", "make_engine", "run_scoring", "time_stages"]
 
 StageFn = Callable[[], object]
@@ -151,9 +153,7 @@ def engine_stages(engine: Any, model: Any, batch: Sequence[Any]) -> dict[str, St
         stages.update(_columnar_stages(engine, model, batch))
     except Exception as exc:
         stages[f"(columnar stages unavailable: {type(exc).__name__})"] = _raise(exc)
-    stages["engine total: process + records()"] = lambda: list(
-        engine.process(batch).records(topics)
-    )
+    stages[ENGINE_TOTAL] = lambda: list(engine.process(batch).records(topics))
     return stages
 
 

@@ -7,7 +7,9 @@ Targets (issue 14), each judged on figures of ONE full run:
   confluent and for kafka-python;
 * p99 latency (event due time -> decision read committed) at 50 % of the 1-worker maximum
   rate of the default client <= max_wait_ms + 50 ms;
-* worker RSS growth over the soak < 10 % (first sample after warm-up -> last).
+* worker RSS growth over the soak < 10 % (first sample after warm-up -> last);
+* the engine in process (``process`` + ``records()``, no Kafka) <= 15 µs per event on a batch
+  of 500, with reasons for review/decline only (the policy's ``explain_only``).
 
 The default client is reported, not judged: confluent / kafka-python for 1 worker.
 
@@ -25,6 +27,8 @@ from benchmarks.soak import rss_growth
 
 __all__ = [
     "CLIENTS",
+    "ENGINE_BATCH",
+    "ENGINE_TOTAL",
     "TARGETS",
     "ceiling_rate",
     "ceilings_text",
@@ -47,7 +51,11 @@ TARGETS = {
     "worker_vs_ceiling": 0.70,
     "p99_slack_ms": 50.0,
     "rss_growth": 0.10,
+    "engine_us": 15.0,
 }
+ENGINE_BATCH = 500
+ENGINE_TOTAL = "engine total: process + records()"
+"""The stage of ``scoring`` rows that times the whole engine (``benchmarks.scoring``)."""
 
 
 def draws_verdict(res: dict[str, Any]) -> bool:
@@ -99,7 +107,7 @@ def default_client(res: dict[str, Any]) -> str:
 
 
 def fmt(value: Any, unit: str = "") -> str:
-    """A value for the report: n/a, a share, a ratio, ms, events/s, MiB."""
+    """A value for the report: n/a, a share, a ratio, ms, events/s, µs, MiB."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     if unit == "ratio":
@@ -114,6 +122,8 @@ def fmt(value: Any, unit: str = "") -> str:
         return f"{value:,.0f}"
     if unit == "us":
         return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+    if unit == "µs":
+        return f"{value:,.1f} µs"
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
@@ -207,10 +217,30 @@ def _soak_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _engine_row(res: dict[str, Any]) -> dict[str, Any]:
+    sc = res.get("scoring") or {}
+    row = next((r for r in sc.get("rows", []) if r.get("batch") == ENGINE_BATCH), {})
+    seconds = row.get("seconds", {})
+    bound = TARGETS["engine_us"]
+    target = f"engine in process, µs per event (batch {ENGINE_BATCH})"
+    if seconds.get(ENGINE_TOTAL) is None:
+        return _row(target, None, f"<= {bound:.0f} µs", None, "µs", "not measured")
+    us = float(seconds[ENGINE_TOTAL]) / ENGINE_BATCH * 1e6
+    explain = next((k for k in seconds if k.startswith("columnar: explain")), "")
+    reasons = explain[explain.find("(") + 1 : explain.rfind(")")] if "(" in explain else "?"
+    device = (sc.get("device") or {}).get("device", "?")
+    rounds = sc.get("rounds", 1)
+    ctx = (
+        f"{sc.get('family', '?')} on {device}, no Kafka, claims in Redis; reasons: {reasons}; "
+        f"median of {rounds} round{'s' if rounds != 1 else ''}"
+    )
+    return _row(target, us, f"<= {bound:.0f} µs", us <= bound, "µs", ctx)
+
+
 def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per target: what was compared, the measured value, the bound, whether met and
     the figures beside it. ``met`` is None when an input is missing."""
-    return [*_throughput_rows(res), _latency_row(res), *_soak_rows(res)]
+    return [*_throughput_rows(res), _latency_row(res), *_soak_rows(res), _engine_row(res)]
 
 
 def verdicts(res: dict[str, Any]) -> list[dict[str, Any]]:

@@ -31,6 +31,21 @@ def passing() -> dict[str, Any]:
                 for pct in (10, 25, 50, 75)
             ],
         },
+        "scoring": {
+            "device": {"device": "cpu"},
+            "family": "torch_mlp",
+            "rounds": 3,
+            "rows": [
+                {"batch": 1, "seconds": {"engine total: process + records()": 0.001}},
+                {
+                    "batch": 500,
+                    "seconds": {
+                        "columnar: explain (gradient_x_input, review+decline only)": 0.0005,
+                        "engine total: process + records()": 0.006,
+                    },
+                },
+            ],
+        },
         "soak": {
             "client": "confluent",
             "seconds": 600.0,

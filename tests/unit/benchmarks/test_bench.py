@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 import benchmarks.bench as bench_module
+import benchmarks.scoring as scoring_module
 from benchmarks.bench import Bench
 from benchmarks.phase import After
 from benchmarks.run import sizes_for
-from benchmarks.targets import evaluate_targets
+from benchmarks.targets import ENGINE_TOTAL, evaluate_targets
 from workers.kafka_client import CLIENTS
 from workers.settings import Topics
 
@@ -177,10 +178,17 @@ def test_a_soak_without_a_known_maximum_measures_one() -> None:
     assert b.res["soak"]["max_rate"] == RATE
 
 
-def test_the_phases_build_what_the_verdicts_read() -> None:
-    b = StubBench(["workers", "latency", "soak"])
+def test_the_phases_build_what_the_verdicts_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    def scoring(registry: Any, records: Any, batches: list[int], *_: Any) -> dict[str, Any]:
+        return {"rows": [{"batch": n, "seconds": {ENGINE_TOTAL: n * 1e-5}} for n in batches]}
+
+    monkeypatch.setattr(scoring_module, "run_scoring", scoring)
+    b = StubBench(["workers", "latency", "soak", "scoring"])
+    b.sizes = sizes_for(False, soak_s=25.0)  # full mode: batch 500 is among the sizes
+    b.src = SimpleNamespace(make=lambda prefix, n: [(b"k", b"v")] * n)  # type: ignore[assignment]
     b.res["ceiling"] = {c: {"rate": 2000.0, "client": c} for c in CLIENTS}
     b.workers()
     b.soak()
+    b.scoring()
     rows = evaluate_targets({**b.res, "meta": {"mode": "full"}})
     assert all(r["met"] is not None for r in rows), rows

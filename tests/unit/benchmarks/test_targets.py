@@ -32,6 +32,7 @@ C1 = "confluent, 1 worker / confluent EOS ceiling"
 K1 = "kafka-python, 1 worker / kafka-python EOS ceiling"
 P99 = "p99 latency at 50 % of the 1-worker max rate (confluent)"
 RSS = "worker RSS growth over the soak"
+ENG = "engine in process, µs per event (batch 500)"
 
 
 def test_ratio_handles_missing_and_zero() -> None:
@@ -43,8 +44,10 @@ def test_ratio_handles_missing_and_zero() -> None:
 
 def test_a_result_meeting_every_target() -> None:
     rows = _rows(passing())
-    assert set(rows) == {W2, C1, K1, P99, RSS}
+    assert set(rows) == {W2, C1, K1, P99, RSS, ENG}
     assert all(r["met"] is True for r in rows.values())
+    assert rows[ENG]["value"] == pytest.approx(12.0) and rows[ENG]["bound"] == "<= 15 µs"
+    assert "gradient_x_input, review+decline only" in rows[ENG]["context"]
     assert rows[W2]["value"] == 45_000.0 and rows[W2]["bound"] == ">= 40,000/s"
     assert rows[C1]["value"] == pytest.approx(0.75)
     assert rows[K1]["value"] == pytest.approx(0.75)
@@ -85,6 +88,13 @@ def _last_rss(value: float) -> Callable[[dict[str, Any]], None]:
     return apply
 
 
+def _engine_total(seconds: float) -> Callable[[dict[str, Any]], None]:
+    def apply(res: dict[str, Any]) -> None:
+        res["scoring"]["rows"][1]["seconds"]["engine total: process + records()"] = seconds
+
+    return apply
+
+
 @pytest.mark.parametrize(
     ("missed", "change"),
     [
@@ -94,6 +104,7 @@ def _last_rss(value: float) -> Callable[[dict[str, Any]], None]:
         (K1, _set(("workers", "kafka-python_1", "rate"), 0.69 * 14_000)),
         (P99, _p99(100.5)),
         (RSS, _last_rss(880.0)),  # exactly +10 % is a miss: the bound is strict
+        (ENG, _engine_total(0.0076)),  # 15.2 µs per event at batch 500
     ],
 )
 def test_a_result_missing_one_target(missed: str, change: Callable[[dict[str, Any]], None]) -> None:
@@ -113,7 +124,7 @@ def test_the_latency_bound_follows_max_wait() -> None:
 
 def test_missing_sections_are_not_measured_not_failures() -> None:
     rows = evaluate_targets({"meta": {"mode": "full"}})
-    assert {r["target"] for r in rows} == {W2, C1, K1, P99, RSS}
+    assert {r["target"] for r in rows} == {W2, C1, K1, P99, RSS, ENG}
     assert all(r["met"] is None for r in rows)
 
 
@@ -164,4 +175,5 @@ def test_targets_are_the_issue_14_numbers() -> None:
         "worker_vs_ceiling": 0.70,
         "p99_slack_ms": 50.0,
         "rss_growth": 0.10,
+        "engine_us": 15.0,
     }
