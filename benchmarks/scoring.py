@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from benchmarks.targets import ENGINE_TOTAL
 
+ENGINE_UNCLAIMED = "engine total without event-id claims (not the verdict)"
+
 __all__ = ["device_info", "engine_stages", "make_engine", "run_scoring", "time_stages"]
 
 StageFn = Callable[[], object]
@@ -38,9 +40,12 @@ def device_info() -> dict[str, Any]:
     }
 
 
-def make_engine(registry: Path, device: Literal["auto", "cpu", "cuda"] = "auto") -> Any:
+def make_engine(
+    registry: Path, device: Literal["auto", "cpu", "cuda"] = "auto", claims: bool = True
+) -> Any:
     """A decision engine wired exactly like a worker's (champion of ``credit_data``, policy
-    ``credit_v1``, no challenger or shadow); the caller closes it."""
+    ``credit_v1``, no challenger or shadow; event-id claims in Redis unless ``claims`` is
+    False); the caller closes it."""
     from workers.bootstep import build_loop
     from workers.settings import WorkerSettings
 
@@ -54,6 +59,7 @@ def make_engine(registry: Path, device: Literal["auto", "cpu", "cuda"] = "auto")
         challenger_share=0.0,
         shadow_share=0.0,
         metrics_port=0,
+        **({} if claims else {"dedupe_window_s": 0.0}),
     )
     loop, _holder = build_loop(settings, "bench-in-process")
     return loop.engine
@@ -94,14 +100,17 @@ def time_stages(
     return {name: statistics.median(values) for name, values in timed.items()}, errors
 
 
-def engine_stages(engine: Any, model: Any, batch: Sequence[Any]) -> dict[str, StageFn]:
+def engine_stages(
+    engine: Any, model: Any, batch: Sequence[Any], unclaimed: Any = None
+) -> dict[str, StageFn]:
     """``{stage: callable}`` for one batch of raw records; THE plug-in point for an engine.
 
     The step stages are the per-event path (``validate_event``, ``features_from_records``,
     encode, forward, explain, ``decide_batch``, ``build_decisions``, ``encode_record``), each
     on precomputed inputs; replace them with the columnar engine's steps when it lands. The
     last stage is always the engine itself (``process`` + ``records()``: what a worker sends),
-    whatever it does inside."""
+    whatever it does inside; with ``unclaimed`` (the same engine without event-id claims) the
+    one before it shows what the claims' round trip to Redis adds."""
     from decisioning.assemble import build_decisions
     from decisioning.contracts import encode_record
     from decisioning.decide import decide_batch
@@ -153,6 +162,8 @@ def engine_stages(engine: Any, model: Any, batch: Sequence[Any]) -> dict[str, St
         stages.update(_columnar_stages(engine, model, batch))
     except Exception as exc:
         stages[f"(columnar stages unavailable: {type(exc).__name__})"] = _raise(exc)
+    if unclaimed is not None:
+        stages[ENGINE_UNCLAIMED] = lambda: list(unclaimed.process(batch).records(topics))
     stages[ENGINE_TOTAL] = lambda: list(engine.process(batch).records(topics))
     return stages
 
@@ -235,7 +246,7 @@ def run_scoring(
     from models.registry import ModelRegistry
 
     info = device_info()
-    engine = make_engine(registry)
+    engine, unclaimed = make_engine(registry), make_engine(registry, claims=False)
     model = ModelRegistry(registry).load("credit_data", "champion", device=info["device"])
     sync: Callable[[], None] = (
         torch.cuda.synchronize if info["device"] == "cuda" else (lambda: None)
@@ -244,9 +255,10 @@ def run_scoring(
     try:
         for n in batch_sizes:
             batch = [records[i % len(records)] for i in range(n)]
-            stages = engine_stages(engine, model, batch)
+            stages = engine_stages(engine, model, batch, unclaimed)
             seconds, errors = time_stages(stages, min_seconds, sync, rounds)
             rows.append({"batch": n, "seconds": seconds, **({"errors": errors} if errors else {})})
     finally:
         engine.close()
+        unclaimed.close()
     return {"device": info, "family": model.family, "rounds": rounds, "rows": rows}

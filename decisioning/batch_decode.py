@@ -269,8 +269,8 @@ class BatchDecoder:
     ) -> list[_Row | None]:
         """Each event's row when cheap checks prove ``validate_event`` would accept it alike,
         else None (``window``: the earliest and latest accepted ``event_time``, if any; the
-        feature ranges are checked on the columns). msgspec checks the types, lengths, schema
-        version in C; the rest runs over the batch at once."""
+        feature ranges are checked on the columns). msgspec checks the types, the lengths and
+        the schema version in C; the other checks run over the whole batch at once."""
         out: list[_Row | None] = [None] * len(raws)
         decode, max_bytes = self._decoder.decode, self.max_bytes
         at: list[int] = []  # input index of each decoded record
