@@ -195,7 +195,7 @@ def _columnar_stages(engine: Any, model: Any, batch: Sequence[Any]) -> dict[str,
     contributions, used = family.explain(enc.take(rows), method)
     full = np.zeros((n, len(names)))
     full[rows] = contributions
-    share = "all rows" if policy.explain_only is None else "+".join(policy.explain_only) + " only"
+    share = _reasons_for(policy)
 
     def policy_step() -> Any:
         return decide_columns(
@@ -223,6 +223,11 @@ def _columnar_stages(engine: Any, model: Any, batch: Sequence[Any]) -> dict[str,
             reason_method=used,
         ),
     }
+
+
+def _reasons_for(policy: Any) -> str:
+    """Which rows the policy explains: ``all rows`` or ``review+decline only``."""
+    return "all rows" if policy.explain_only is None else "+".join(policy.explain_only) + " only"
 
 
 def _raise(exc: Exception) -> StageFn:
@@ -261,4 +266,7 @@ def run_scoring(
     finally:
         engine.close()
         unclaimed.close()
-    return {"device": info, "family": model.family, "rounds": rounds, "rows": rows}
+    policy = engine.champion.policy
+    reasons = f"{policy.reasons}, {_reasons_for(policy)}"
+    return {"device": info, "family": model.family, "reasons": reasons, "rounds": rounds,
+            "rows": rows}  # fmt: skip

@@ -226,10 +226,8 @@ def _engine_row(res: dict[str, Any]) -> dict[str, Any]:
     if seconds.get(ENGINE_TOTAL) is None:
         return _row(target, None, f"<= {bound:.0f} µs", None, "µs", "not measured")
     us = float(seconds[ENGINE_TOTAL]) / ENGINE_BATCH * 1e6
-    explain = next((k for k in seconds if k.startswith("columnar: explain")), "")
-    reasons = explain[explain.find("(") + 1 : explain.rfind(")")] if "(" in explain else "?"
     device = (sc.get("device") or {}).get("device", "?")
-    rounds = sc.get("rounds", 1)
+    rounds, reasons = sc.get("rounds", 1), sc.get("reasons", "?")
     ctx = (
         f"{sc.get('family', '?')} on {device}, no Kafka, claims in Redis; reasons: {reasons}; "
         f"median of {rounds} round{'s' if rounds != 1 else ''}"

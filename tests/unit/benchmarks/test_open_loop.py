@@ -30,6 +30,12 @@ class _Reader:
         return [10.0, 20.0, 30.0]
 
 
+def _runner() -> PhaseRunner:
+    run: Any = SimpleNamespace(bootstrap="stub:9092")
+    return PhaseRunner(run, Path("/nonexistent"), {}, ["confluent"], default_client="confluent",
+                       phases=["latency"])  # fmt: skip
+
+
 def test_the_collector_is_off_while_events_are_sent_and_read_and_back_on_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -40,9 +46,7 @@ def test_the_collector_is_off_while_events_are_sent_and_read_and_back_on_after(
         return 0.0, rate
 
     monkeypatch.setattr(phase_module, "paced_produce", paced)
-    run: Any = SimpleNamespace(bootstrap="stub:9092")
-    runner = PhaseRunner(run, Path("/nonexistent"), {}, ["confluent"], default_client="confluent",
-                         phases=["latency"])  # fmt: skip
+    runner = _runner()
     reader = _Reader()
     assert gc.isenabled()
     out = runner._open_loop(Topics(), reader, 100.0, 1.0, "lat50")  # type: ignore[arg-type]
@@ -56,9 +60,7 @@ def test_the_collector_comes_back_on_when_sending_fails(monkeypatch: pytest.Monk
         raise RuntimeError("broker gone")
 
     monkeypatch.setattr(phase_module, "paced_produce", broken)
-    run: Any = SimpleNamespace(bootstrap="stub:9092")
-    runner = PhaseRunner(run, Path("/nonexistent"), {}, ["confluent"], default_client="confluent",
-                         phases=["latency"])  # fmt: skip
+    runner = _runner()
     with pytest.raises(RuntimeError):
         runner._open_loop(Topics(), _Reader(), 100.0, 1.0, "lat50")  # type: ignore[arg-type]
     assert gc.isenabled()
