@@ -373,3 +373,6 @@ class ConfluentProducer:
             return  # its call may never return; the next producer's init fences it
         with contextlib.suppress(KafkaException):  # a fenced producer has nothing to flush
             self._p.flush(5.0)
+        # destroy the librdkafka handle now: the delivery callback makes a reference cycle, so
+        # without this its threads (and their reconnects) live on until a full collection
+        self._p.close()

@@ -191,6 +191,7 @@ class KafkaBridge:
             left = self._producer.flush(5.0)
             if left:
                 log.warning("%d events not acknowledged at shutdown", left)
+            self._producer.close()
 
     # ------------------------------------------------------------------ producing
 
