@@ -163,7 +163,9 @@ def hmda_encoder() -> TabularEncoder:
     return TabularEncoder(spec).fit(train)
 
 
+# extreme drawn values standardise to inf alike on both paths (numpy warns as it overflows)
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:overflow encountered in divide:RuntimeWarning")
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_hmda_columns_equal_frame_path(hmda_encoder: TabularEncoder, data: st.DataObject) -> None:
