@@ -77,6 +77,7 @@ def build_loop(
         challenger_policy=challenger_policy,
         model_name=settings.model_name,
         idempotency=make_idempotency(settings),
+        threads=settings.torch_threads,
     )
     engine.warm_up()  # a cold first batch is several times slower: pay it before we are ready
     if serve_metrics:

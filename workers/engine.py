@@ -164,8 +164,10 @@ class DecisionEngine:
         challenger_policy: Policy | None = None,
         model_name: str = "credit_data",
         idempotency: Idempotency | None = None,
+        threads: int = 0,
     ) -> None:
         self.spec = spec
+        self.threads = threads
         self.idempotency = idempotency
         self._decoder = BatchDecoder(
             {c.name: c.type for c in spec.columns},
@@ -182,7 +184,7 @@ class DecisionEngine:
         self.challenger: _Variant | None = None
         if challenger is not None or challenger_policy is not None:
             self.challenger = _Variant(challenger or champion, challenger_policy or policy)
-        self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self._pool = self._scoring_pool()
         self._claims_pool = (
             cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="claims")
             if idempotency is not None
@@ -255,6 +257,19 @@ class DecisionEngine:
             self.idempotency.close()
 
     # ------------------------------------------------------------------ steps
+
+    def _scoring_pool(self) -> cf.ThreadPoolExecutor:
+        """The one thread models score and explain on, its native thread pools limited to
+        ``threads`` (0: the libraries' defaults). The limit covers the runtimes loaded when
+        the thread starts: a worker has imported torch and scikit-learn by then."""
+        if not self.threads:
+            return cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        return cf.ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="score",
+            initializer=limit_native_threads,
+            initargs=(self.threads,),
+        )
 
     def _claim(
         self, records: Sequence[RawRecord], events: EventColumns, rows: list[int]
@@ -412,7 +427,7 @@ class DecisionEngine:
         except cf.TimeoutError:
             log.error("the model timed out after %.1fs; using the fallback", self.score_timeout_s)
             # the stuck thread keeps its slot: give later batches a fresh one
-            self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+            self._pool = self._scoring_pool()
             scored = scoring[0][0] if scoring else None
             out = scored, decide(scored, None if scored is None else self._no_attribution)
         result.score_seconds += scoring[0][1] if scoring else time.perf_counter() - t0
@@ -445,6 +460,16 @@ class DecisionEngine:
 
     def _no_attribution(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         return np.zeros((len(rows), len(self.spec.feature_names)))
+
+
+def limit_native_threads(threads: int) -> None:
+    """Limit the calling thread's OpenMP and BLAS pools (scikit-learn's trees, numpy) to
+    ``threads``. OpenMP keeps this limit per thread, so a scoring thread sets its own: left at
+    one thread per core, scikit-learn's spinning OpenMP threads made a gradient-boosting
+    batch of 40 rows 3x slower on a host whose other core was busy."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
 
 
 def _dead_letter_undecodable(records: Sequence[RawRecord], result: BatchResult) -> list[RawRecord]:

@@ -240,9 +240,11 @@ class WorkerSettings(_Base):
     # check on the holdout, else native. A variant that is missing or not servable falls back
     # to native. Reason codes always come from the native model.
     runtime: Literal["auto", "native", "torch", "onnx", "int8", "fp16", "bf16"] = "native"
-    # torch intra-op CPU threads per worker (0 = torch's default, one per core). One thread
-    # per worker process is the robust choice: on a shared host, several spinning OpenMP
-    # threads per worker slowed integrated gradients 27x (see docs/benchmarks.md).
+    # CPU threads per worker of the model's native libraries: torch intra-op, and the OpenMP
+    # and BLAS pools of scikit-learn and numpy on the scoring thread (0 = each library's
+    # default, one per core). One thread per worker process is the robust choice: on a shared
+    # host, spinning OpenMP threads slowed integrated gradients 27x (docs/benchmarks.md) and
+    # a gradient-boosting batch of 40 rows 3x.
     torch_threads: int = Field(default=1, ge=0, le=256)
     reload_poll_s: float = Field(default=5.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve

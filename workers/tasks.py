@@ -95,6 +95,7 @@ def score_file(
         load_policy(policy or settings.policy, known_features=model.spec.feature_names),
         model.spec,
         max_message_bytes=settings.max_message_bytes,
+        threads=settings.torch_threads,
     )
     src = Path(input_path)
     df = pd.read_parquet(src) if src.suffix == ".parquet" else pd.read_csv(src)

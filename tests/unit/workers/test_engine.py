@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from typing import Any
 
 import pytest
 
@@ -126,3 +128,33 @@ def test_spec_ranges_and_event_time_window_dead_letter_out_of_range() -> None:
     assert [(d.reason, d.stage) for d in out.dlq] == [("out_of_range", "validate")] * 3
     assert out.dlq[0].error_message == "feature 'Amount' = -1e+308 is below the minimum 0"
     assert out.dlq[1].error_message.startswith("event_time = 9999-12-31T00:00:00+00:00 is after")
+
+
+class _ThreadSeeingModel(FakeModel):
+    """Records the OpenMP thread counts its scoring call runs with."""
+
+    seen: list[int]
+
+    def score_with_explainer(self, *args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_info
+
+        self.seen += [i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openmp"]
+        return super().score_with_explainer(*args, **kwargs)
+
+
+def _openmp_threads_seen(threads: int) -> list[int]:
+    """The OpenMP thread counts a model saw on the scoring thread."""
+    import sklearn.ensemble  # noqa: F401  (scikit-learn's OpenMP runtime, which its trees use)
+
+    model = _ThreadSeeingModel()
+    model.seen = []
+    engine = _engine(model, threads=threads)
+    engine.process([_rec(0, json.dumps(valid_event(0)).encode())])
+    engine.close()
+    return model.seen
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every pool has one thread")
+def test_models_score_with_the_workers_thread_limit() -> None:
+    assert max(_openmp_threads_seen(threads=0)) > 1  # no limit: one OpenMP thread per core
+    assert set(_openmp_threads_seen(threads=1)) == {1}
