@@ -113,7 +113,7 @@ def sizes_for(
             "latency_pcts": [10, 25, 50, 75],
             "latency_s": 20.0,
             "profile_s": 8.0,
-            "sweep_events": 20_000,
+            "sweep_events": 100_000,
             "sweep_latency_s": 8.0,
             "sweep_fallback_rate": 500,
             "sweep": FULL_SWEEP,
