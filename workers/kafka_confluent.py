@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -289,7 +290,13 @@ class ConfluentProducer:
                 "on_delivery": self._on_delivery,
             }
         )
-        _call(lambda: self._p.init_transactions(_TIMEOUT_S))
+        try:
+            _call(lambda: self._p.init_transactions(_TIMEOUT_S))
+        except ClientError:  # no coordinator (a broker outage): release the handle now
+            with warnings.catch_warnings():  # "abort failed: init_transactions in progress"
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self._p.close()
+            raise
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:

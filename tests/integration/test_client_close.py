@@ -13,10 +13,14 @@ import time
 import uuid
 from collections.abc import Callable
 
+import pytest
+
+from devtools.launch import free_port
 from tests.integration.streaming import make_topics
+from workers import kafka_confluent
 from workers.api.bridge import KafkaBridge
 from workers.api.waiters import DecisionHub
-from workers.kafka_client import ClientName, make_consumer, make_producer
+from workers.kafka_client import ClientError, ClientName, make_consumer, make_producer
 from workers.settings import ApiSettings, KafkaSettings
 
 
@@ -74,3 +78,16 @@ def test_a_closed_api_bridge_leaves_no_thread_behind(make_topic: Callable[..., s
     assert _os_threads() > before, "a live bridge runs threads of its own"
     bridge.close()
     assert _settles_at(before), f"{_os_threads() - before} threads left after close()"
+
+
+def test_a_producer_that_cannot_start_leaves_no_thread_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a loop retries its producer all through a broker outage: each failed start must not
+    # leave a client behind that keeps reconnecting
+    monkeypatch.setattr(kafka_confluent, "_TIMEOUT_S", 2.0)
+    nowhere = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nothing listens
+    before = _baseline()
+    with pytest.raises(ClientError):
+        make_producer("confluent", nowhere, transactional_id=f"close-{uuid.uuid4().hex[:8]}")
+    assert _settles_at(before), f"{_os_threads() - before} threads left after a failed start"
