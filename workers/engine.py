@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -262,13 +263,10 @@ class DecisionEngine:
         """The one thread models score and explain on, its native thread pools limited to
         ``threads`` (0: the libraries' defaults). The limit covers the runtimes loaded when
         the thread starts: a worker has imported torch and scikit-learn by then."""
-        if not self.threads:
-            return cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         return cf.ThreadPoolExecutor(
             max_workers=1,
             thread_name_prefix="score",
-            initializer=limit_native_threads,
-            initargs=(self.threads,),
+            initializer=partial(_limit_native_threads, self.threads) if self.threads else None,
         )
 
     def _claim(
@@ -462,7 +460,7 @@ class DecisionEngine:
         return np.zeros((len(rows), len(self.spec.feature_names)))
 
 
-def limit_native_threads(threads: int) -> None:
+def _limit_native_threads(threads: int) -> None:
     """Limit the calling thread's OpenMP and BLAS pools (scikit-learn's trees, numpy) to
     ``threads``. OpenMP keeps this limit per thread, so a scoring thread sets its own: left at
     one thread per core, scikit-learn's spinning OpenMP threads made a gradient-boosting
